@@ -1,0 +1,241 @@
+"""The agent's YAML configuration: schema, validation (every problem at once), secrets checks.
+
+A few keys can also be set remotely (`config.set`); those overrides live in the
+state store and are laid over the file here, so the file stays the operator's.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, SchemaError
+from .schema import Bool, Clock, Int, List, Map, Num, Obj, Str, did_you_mean
+
+DEFAULT_PATH = "/etc/loa-agent/agent.yaml"
+DEVICE_ID = r"[A-Za-z0-9_-]{1,64}"
+AREA = r"[A-Za-z0-9._-]{1,64}"
+
+AUDIO_BACKENDS = ("vlc", "pyaudio", "null")
+GPIO_BACKENDS = ("rpigpio", "gpiod", "sim")
+DISPLAY_BACKENDS = ("none", "png", "framebuffer", "vlc")
+CAPABILITIES = ("speaker", "display")
+
+QUIET_WINDOW = Obj({"from": Clock(), "to": Clock(), "max_volume": Int(min=0, max=100, default=0)})
+
+
+def _areas(**kw: Any) -> List:
+    return List(Str(pattern=AREA), max_len=32, **kw)
+
+
+def _quiet_hours(**kw: Any) -> List:
+    return List(QUIET_WINDOW, max_len=8, **kw)
+
+
+# Keys the provincial server may change with `config.set` (persisted in the state store).
+REMOTE_KEYS: dict[str, Any] = {
+    "device.heartbeat_s": Int(min=5, max=3600),
+    "device.areas": _areas(),
+    "quiet_hours": _quiet_hours(),
+}
+
+SCHEMA = Obj({
+    "device": Obj({
+        "id": Str(pattern=DEVICE_ID),
+        "name": Str(max_len=200, optional=True),
+        "areas": _areas(default=list),
+        "location": Obj({"lat": Num(min=-90, max=90), "lon": Num(min=-180, max=180)}, optional=True),
+        "capabilities": List(Str(choices=CAPABILITIES), default=lambda: ["speaker"]),
+        "heartbeat_s": Int(min=5, max=3600, default=60),
+    }),
+    "mqtt": Obj({
+        "host": Str(min_len=1, default="127.0.0.1"),
+        "port": Int(min=1, max=65535, default=1883),
+        "topic_prefix": Str(pattern=r"[A-Za-z0-9_/.-]{1,100}", default="ttcs/v1"),
+        "tls": Obj({"ca": Str(min_len=1), "cert": Str(optional=True), "key": Str(optional=True, secret=True)},
+                   optional=True),
+        "allow_plain": Bool(default=False),
+        "username": Str(optional=True),
+        "password_file": Str(optional=True, secret=True),
+        "keepalive_s": Int(min=5, max=3600, default=60),
+        "session_expiry_s": Int(min=0, max=4294967295, default=7 * 24 * 3600),
+        "boot_jitter_s": Num(min=0, max=3600, default=10.0),
+        "reconnect": Obj({
+            "base_s": Num(min=0.01, max=600, default=1.0),
+            "cap_s": Num(min=0.1, max=3600, default=300.0),
+            "stable_s": Num(min=0, max=3600, default=60.0),
+            "auth_retry_s": Num(min=1, max=86400, default=600.0),
+        }, default=lambda: {"base_s": 1.0, "cap_s": 300.0, "stable_s": 60.0, "auth_retry_s": 600.0}),
+    }),
+    "security": Obj({
+        "require_signed": Bool(default=True),
+        "keys": Map(Str(min_len=1), key=Str(pattern=r"[A-Za-z0-9._-]{1,64}"), default=dict),
+        "max_clock_skew_s": Int(min=0, max=86400, default=300),
+        "max_lifetime_s": Int(min=1, max=30 * 86400, default=86400),
+        "max_payload_bytes": Int(min=1024, max=16 * 1024 * 1024, default=256 * 1024),
+    }),
+    "paths": Obj({
+        "state_dir": Str(min_len=1, default="/var/lib/loa-agent"),
+        "socket": Str(min_len=1, default="/run/loa-agent/agent.sock"),
+    }),
+    "audio": Obj({"backend": Str(choices=AUDIO_BACKENDS, default="vlc"), "device": Str(default="default")}),
+    "gpio": Obj({"backend": Str(choices=GPIO_BACKENDS, default="sim")}),
+    "display": Obj({"backend": Str(choices=DISPLAY_BACKENDS, default="none"), "png_dir": Str(optional=True)}),
+    "quiet_hours": _quiet_hours(default=list),
+    "log": Obj({
+        "level": Str(choices=("debug", "info", "warning", "error"), default="info"),
+        "buffer_lines": Int(min=10, max=100000, default=2000),
+    }),
+})
+
+
+def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> dict:
+    """Read, validate and return the effective config; raise ConfigError listing every problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([f"{p}: cannot read: {e.strerror or e}"]) from None
+    return parse(text, base_dir=p.parent, source=str(p), overrides=overrides)
+
+
+def parse(text: str, *, base_dir: Path = Path("."), source: str = "config",
+          overrides: dict[str, Any] | None = None) -> dict:
+    import yaml  # only at load time: keeps `import agent.config` cheap for the CLI
+
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError([f"{source}: not valid YAML{where}: {getattr(e, 'problem', e)}"]) from None
+    if raw is None:
+        raw = {}
+    cfg, errors = SCHEMA.collect(raw)
+    problems = [str(e) for e in errors]
+    if not errors:
+        for key, value in (overrides or {}).items():
+            set_key(cfg, key, value)
+        _resolve_paths(cfg, base_dir)
+        problems += _cross_checks(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _resolve_paths(cfg: dict, base_dir: Path) -> None:
+    """Relative file paths are relative to the config file, as an operator would expect."""
+    def fix(v: str | None) -> str | None:
+        return None if v is None else str((base_dir / Path(v).expanduser()).resolve())
+
+    cfg["security"]["keys"] = {k: fix(v) for k, v in cfg["security"]["keys"].items()}
+    mq = cfg["mqtt"]
+    mq["password_file"] = fix(mq.get("password_file"))
+    if mq.get("tls"):
+        mq["tls"] = {k: fix(v) for k, v in mq["tls"].items()}
+    for key in ("state_dir", "socket"):
+        cfg["paths"][key] = fix(cfg["paths"][key])
+    if cfg["display"].get("png_dir"):
+        cfg["display"]["png_dir"] = fix(cfg["display"]["png_dir"])
+
+
+def _cross_checks(cfg: dict) -> list[str]:
+    problems: list[str] = []
+    sec, mq = cfg["security"], cfg["mqtt"]
+    if sec["require_signed"] and not sec["keys"]:
+        problems.append("security.keys: at least one provincial public key is required when require_signed is true")
+    for kid, path in sec["keys"].items():
+        problems += _file_problems(f"security.keys.{kid}", path, secret=False)
+    if mq.get("password_file"):
+        problems += _file_problems("mqtt.password_file", mq["password_file"], secret=True)
+        if not mq.get("username"):
+            problems.append("mqtt.username: is required with mqtt.password_file")
+    tls = mq.get("tls")
+    if tls:
+        problems += _file_problems("mqtt.tls.ca", tls["ca"], secret=False)
+        if bool(tls.get("cert")) != bool(tls.get("key")):
+            problems.append("mqtt.tls: cert and key go together")
+        if tls.get("cert"):
+            problems += _file_problems("mqtt.tls.cert", tls["cert"], secret=False)
+            problems += _file_problems("mqtt.tls.key", tls["key"], secret=True)
+    elif not mq["allow_plain"] and not _is_loopback(mq["host"]):
+        problems.append(f"mqtt.tls: required for a broker that is not on loopback ({mq['host']}); "
+                        "set mqtt.allow_plain: true only on a trusted network")
+    if mq["reconnect"]["base_s"] > mq["reconnect"]["cap_s"]:
+        problems.append("mqtt.reconnect.base_s: must not exceed mqtt.reconnect.cap_s")
+    if cfg["display"]["backend"] == "png" and not cfg["display"].get("png_dir"):
+        problems.append("display.png_dir: is required with display.backend: png")
+    return problems
+
+
+def _file_problems(key: str, path: str, *, secret: bool) -> list[str]:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return [f"{key}: cannot read {path}: {e.strerror}"]
+    if not stat.S_ISREG(st.st_mode):
+        return [f"{key}: {path} is not a regular file"]
+    if secret and st.st_mode & 0o077:
+        mode = stat.S_IMODE(st.st_mode)
+        return [f"{key}: {path} is readable by group or others (mode {mode:04o}); run chmod 600 {path}"]
+    if not os.access(path, os.R_OK):
+        return [f"{key}: cannot read {path}: permission denied"]
+    return []
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_remote(changes: Any) -> dict[str, Any]:
+    """Validate a `config.set` params object: only REMOTE_KEYS, each well-typed."""
+    if not isinstance(changes, dict) or not changes:
+        raise SchemaError("params", "must name at least one of " + ", ".join(REMOTE_KEYS))
+    out = {}
+    for key, value in changes.items():
+        field = REMOTE_KEYS.get(key)
+        if field is None:
+            raise SchemaError(f"params.{key}", "is not remotely settable (settable: "
+                              f"{', '.join(REMOTE_KEYS)}){did_you_mean(key, REMOTE_KEYS)}")
+        out[key] = field.check(value, f"params.{key}")
+    return out
+
+
+def get_key(cfg: dict, dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def set_key(cfg: dict, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    node[last] = copy.deepcopy(value)
+
+
+def masked(cfg: dict) -> dict:
+    """A copy fit to print: secrets replaced by a mark saying only whether they are set."""
+    out = copy.deepcopy(cfg)
+
+    def walk(schema: Obj, node: dict) -> None:
+        for key, field in schema.fields.items():
+            if key not in node or node[key] is None:
+                continue
+            if isinstance(field, Obj) and isinstance(node[key], dict):
+                walk(field, node[key])
+            elif field.secret:
+                node[key] = "***"
+    walk(SCHEMA, out)
+    return out

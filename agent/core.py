@@ -1,0 +1,391 @@
+"""The core: the one owner of the agent's state, run by one thread fed by a queue.
+
+Frontends (the MQTT link, the local socket) and drivers post tuples to
+`Core.post`; only this thread touches the store, the config in force, faults
+and (later) playback. Timers (heartbeat, watchdog, housekeeping) run here too.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import logging
+import queue
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from . import config as config_mod
+from .commands import REGISTRY, Registry, Result
+from .envelope import Envelope, Message, Policy
+from .errors import Rejection, SchemaError
+from .faults import Faults
+from .health import Health
+from .timeutil import rfc3339
+
+if TYPE_CHECKING:
+    from .link import Link
+    from .logbuffer import RingHandler
+    from .sdnotify import Notifier
+    from .store import Store
+
+log = logging.getLogger("agent.core")
+
+OUTBOX_WINDOW = 50  # QoS 1 publishes in flight at once; the rest wait in SQLite, not in memory
+BATCH = 500  # queue items handled per wake-up before timers get their turn
+
+
+class Core:
+    def __init__(self, cfg: dict, store: Store, *, boot_id: str | None = None, clock: Callable[[], float] = time.time,
+                 notifier: Notifier | None = None, ring: RingHandler | None = None, registry: Registry = REGISTRY):
+        self.cfg = cfg
+        self.store = store
+        self.clock = clock
+        self.notifier = notifier
+        self.ring = ring
+        self.registry = registry
+        self.boot_id = boot_id or str(uuid.uuid4())
+        self.device_id: str = cfg["device"]["id"]
+        self.envelope = Envelope(Policy.from_config(cfg["security"]), self.device_id)
+        self.health = Health(cfg["paths"]["state_dir"])
+        self.faults = Faults(self.emit_event)
+        self.link: Link | None = None
+        self.q: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self._last_submitted = 0
+        self._delivered: list[int] = []
+        self.hb_seq = 0
+        self.last_heartbeat_at: str | None = None
+        self.started = time.monotonic()
+        self.running = False
+        self.restart_requested = False
+        self._hb_timer: object | None = None
+
+    # --- plumbing ---------------------------------------------------------------------
+    def post(self, item: tuple) -> None:
+        """Thread-safe: the only way other threads talk to the core."""
+        self.q.put(item)
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> object:
+        entry = [time.monotonic() + delay, next(self._timer_seq), fn]
+        heapq.heappush(self._timers, entry)  # type: ignore[arg-type]
+        return entry
+
+    def cancel(self, timer: object | None) -> None:
+        if timer is not None:
+            timer[2] = None  # type: ignore[index]
+
+    def every(self, interval: Callable[[], float], fn: Callable[[], None]) -> None:
+        def tick() -> None:
+            try:
+                fn()
+            finally:
+                self.call_later(interval(), tick)
+        self.call_later(interval(), tick)
+
+    def run(self) -> None:
+        """The core loop; returns after `stop()`."""
+        self.running = True
+        self._start()
+        while self.running:
+            timeout = max(0.0, min(1.0, self._timers[0][0] - time.monotonic())) if self._timers else 1.0
+            batch = []
+            try:
+                batch.append(self.q.get(timeout=timeout))
+                while len(batch) < BATCH:
+                    batch.append(self.q.get_nowait())
+            except queue.Empty:
+                pass
+            for item in batch:
+                self._dispatch(item)
+            self._flush_delivered()
+            self._run_timers()
+        self._shutdown()
+
+    def _dispatch(self, item: tuple) -> None:
+        try:
+            handler = getattr(self, "_on_" + item[0].replace(".", "_"))
+            handler(*item[1:])
+        except Exception:
+            log.exception("error handling %s", item[0])
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, fn = heapq.heappop(self._timers)
+            if fn is None:
+                continue
+            try:
+                fn()
+            except Exception:
+                log.exception("error in timer %s", getattr(fn, "__name__", fn))
+
+    def notify(self, *lines: str) -> None:
+        if self.notifier:
+            self.notifier.notify(*lines)
+
+    def _on_noop(self) -> None:
+        pass
+
+    def _start(self) -> None:
+        # READY once config is loaded and this loop runs, not when the broker answers: the box works offline.
+        self.notify("READY=1", f"STATUS=running as {self.device_id}")
+        self.call_later(0, self.envelope.warm_up)
+        interval = self.notifier.watchdog_interval() if self.notifier else None
+        if interval:
+            self.every(lambda: interval, self._watchdog)
+        self.every(lambda: self.cfg["device"]["heartbeat_s"], self._heartbeat_tick)
+        self.every(lambda: 3600.0, lambda: self.store.prune_seen(self.clock()))
+        self._resume()
+
+    def _watchdog(self) -> None:
+        # WATCHDOG=1 only while our own checks pass: this loop runs, SQLite answers, the link thread lives.
+        if self.store.check() and (self.link is None or self.link.alive()):
+            self.notify("WATCHDOG=1")
+        else:
+            log.error("self-check failed; withholding the watchdog ping so systemd restarts the agent")
+
+    # --- link events --------------------------------------------------------------------
+    def _on_link_connected(self, generation: int, session_present: bool) -> None:
+        self.faults.clear("mqtt_auth")
+        # paho retransmits what it had in flight; start the window from what it does not hold.
+        self._pump()
+
+    def _on_link_disconnected(self, reason: str) -> None:
+        pass  # the link reconnects on its own; the outbox simply waits
+
+    def _on_link_refused(self, reason: str, auth: bool) -> None:
+        if auth:
+            self.faults.raise_("mqtt_auth", f"broker refused our credentials: {reason}")
+
+    def _on_link_published(self, mid: int, error: str | None) -> None:
+        seq = self._inflight.pop(mid, None)
+        if seq is None:
+            return
+        if error:
+            log.error("broker refused outbox message %d: %s (dropped: a retry would be refused too)", seq, error)
+        self._delivered.append(seq)
+
+    def _flush_delivered(self) -> None:
+        if self._delivered:
+            self.store.delivered(self._delivered)
+            self._delivered = []
+            self._pump()
+
+    def _pump(self) -> None:
+        """Publish outbox rows in order, keeping at most OUTBOX_WINDOW in flight."""
+        link = self.link
+        if link is None or not link.connected:
+            return
+        room = OUTBOX_WINDOW - len(self._inflight)
+        if room <= 0:
+            return
+        for seq, topic, payload in self.store.pending(after=self._last_submitted, limit=room):
+            mid = link.publish(topic, payload, qos=1)
+            if mid is None:
+                break
+            self._inflight[mid] = seq
+            self._last_submitted = seq
+
+    def _on_link_message(self, topic: str, kind: str | None, payload: bytes, mid: int, qos: int, dup: bool,
+                         generation: int) -> None:
+        self.intake(topic, kind, payload, ack=lambda: self.link.ack(mid, qos, generation), dup=dup)  # type: ignore
+
+    # --- intake -------------------------------------------------------------------------
+    def intake(self, topic: str, kind: str | None, payload: bytes, *, ack: Callable[[], None],
+               dup: bool = False) -> None:
+        """Verify, record durably, PUBACK, execute: flow 1 of ARCHITECTURE.md."""
+        try:
+            msg = self.envelope.open(payload, now=self.clock(), floor=self.store.time_floor(),
+                                     areas=self.cfg["device"]["areas"], schedule=kind == "schedule")
+            msg.topic = topic
+            if self.store.seen(msg.jti):
+                if dup and self.store.in_inbox(msg.jti):
+                    log.info("[%s] redelivered by the broker; already recorded", msg.jti)
+                    ack()
+                    return
+                raise Rejection("replayed", f"jti {msg.jti!r} was already received", jti=msg.jti, type_=msg.type)
+            command = self.registry.get(msg.type)
+            if command is None:
+                raise Rejection("unknown_type", f"type {msg.type!r} is not supported by this agent (supported: "
+                                f"{', '.join(self.registry.types())})", jti=msg.jti, type_=msg.type)
+            try:
+                params = command.check(msg.params)
+            except SchemaError as e:
+                raise Rejection("bad_schema", str(e), jti=msg.jti, type_=msg.type) from None
+        except Rejection as r:
+            log.warning("[%s] rejected %s on %s: %s", r.jti or "-", r.code, topic, r.message)
+            self._finish(r.jti, r.type, Result("rejected", r.code, r.message))
+            self.emit_event("command.rejected", {"id": r.jti, "type": r.type, "topic": topic, "code": r.code,
+                                                 "message": r.message})
+            ack()
+            return
+        self.store.record(msg.jti, msg.exp or 0, msg.iat, topic, msg.claims)
+        ack()
+        log.info("[%s] accepted %s from %s", msg.jti, msg.type, topic)
+        self._execute(command, msg, params)
+
+    def _execute(self, command: Any, msg: Message, params: Any) -> None:
+        if command.long:
+            self._send_ack(msg.jti, msg.type, Result("accepted"))
+        try:
+            result = command.run(self, msg, params)
+        except Rejection as r:
+            result = Result("rejected", r.code, r.message)
+        except Exception as e:
+            log.exception("[%s] %s failed", msg.jti, msg.type)
+            result = Result("failed", "internal", f"{type(e).__name__}: {e}")
+        if result is not None:
+            self.complete(msg, result)
+
+    def complete(self, msg: Message, result: Result) -> None:
+        """The final ack of a command (long-running handlers call this when they end)."""
+        log.info("[%s] %s %s %s", msg.jti, msg.type, result.status, result.code)
+        self._finish(msg.jti, msg.type, result)
+
+    def _resume(self) -> None:
+        """After a crash: finish what was recorded and PUBACKed but not acked; close a pending restart."""
+        pending = self.store.get_json("restart_pending")
+        if pending:
+            self._finish(None, pending["type"], Result(message="agent restarted", result={"boot_id": self.boot_id}),
+                         jti_echo=pending["jti"], kv={"restart_pending": None})
+        for jti, topic, claims in self.store.unfinished():
+            command = self.registry.get(claims.get("type"))
+            if command is None:
+                self._finish(jti, claims.get("type"), Result("failed", "internal", "command type no longer known"))
+                continue
+            msg = Message(jti=jti, type=claims["type"], iat=claims["iat"], exp=claims.get("exp"),
+                          params=claims.get("params", {}), claims=claims, topic=topic)
+            if msg.exp is not None and msg.exp < self.clock():
+                self.complete(msg, Result("failed", "expired", "expired while the agent was down"))
+                continue
+            log.info("[%s] resuming %s recorded before a restart", jti, msg.type)
+            try:
+                params = command.check(msg.params)
+            except SchemaError as e:
+                self.complete(msg, Result("rejected", "bad_schema", str(e)))
+                continue
+            self._execute(command, msg, params)
+
+    # --- acks and events -----------------------------------------------------------------
+    def _ack_payload(self, jti: str | None, type_: str | None, r: Result) -> dict:
+        return {"id": jti, "device_id": self.device_id, "type": type_, "status": r.status, "code": r.code,
+                "message": r.message, "at": rfc3339(self.clock()), "result": r.result}
+
+    def _send_ack(self, jti: str | None, type_: str | None, r: Result) -> None:
+        self.store.enqueue(self.link_topics("ack"), self._ack_payload(jti, type_, r))
+        self._pump()
+
+    def _finish(self, jti: str | None, type_: str | None, r: Result, *, jti_echo: str | None = None,
+                kv: dict | None = None) -> None:
+        payload = self._ack_payload(jti_echo or jti, type_, r)
+        self.store.finish(jti, self.link_topics("ack"), payload, kv=kv)
+        self._pump()
+
+    def emit_event(self, kind: str, data: dict) -> None:
+        """A durable event: written to the outbox first, published when connected, dropped on PUBACK."""
+        self.store.enqueue(self.link_topics("event"), {"id": str(uuid.uuid4()), "device_id": self.device_id,
+                                                       "at": rfc3339(self.clock()), "kind": kind, "data": data})
+        self._pump()
+
+    def link_topics(self, kind: str) -> str:
+        return f"{self.cfg['mqtt']['topic_prefix']}/dev/{self.device_id}/{kind}"
+
+    # --- heartbeat ----------------------------------------------------------------------
+    def heartbeat(self, *, advance: bool = True) -> dict:
+        if advance:
+            self.hb_seq += 1
+        dev = self.cfg["device"]
+        return {
+            "device_id": self.device_id, "seq": self.hb_seq, "at": rfc3339(self.clock()), "boot_id": self.boot_id,
+            "uptime_s": round(time.monotonic() - self.started, 1), "agent_version": __version__,
+            "state": "idle", "playing": None, "volume": None, "amp": None,
+            "schedule_versions": self.store.get_json("schedule_versions", {}), "next_item": None,
+            "cache": None, "outbox_pending": self.store.outbox_count(),
+            "sys": self.health.sys_sample(), "net": self.health.net(), "clock_synced": self.health.clock_synced(),
+            "sensors": {}, "faults": self.faults.codes(), "capabilities": list(dev["capabilities"]),
+            "areas": list(dev["areas"]),
+        }
+
+    def _heartbeat_tick(self) -> None:
+        link = self.link
+        if link is None or not link.connected:
+            return  # QoS 0 and never queued: a stale heartbeat says nothing
+        hb = self.heartbeat()
+        link.publish(self.link_topics("heartbeat"), json.dumps(hb).encode(), qos=0)
+        self.last_heartbeat_at = hb["at"]
+
+    # --- remote config, logs, restart ------------------------------------------------------
+    def apply_config(self, changes: dict[str, Any]) -> None:
+        overrides = self.store.get_json("config_overrides", {})
+        overrides.update(changes)
+        self.store.put_json("config_overrides", overrides)
+        for key, value in changes.items():
+            config_mod.set_key(self.cfg, key, value)
+            log.info("config %s set remotely to %s", key, json.dumps(value, ensure_ascii=False))
+        if "device.areas" in changes and self.link is not None:
+            self.link.set_areas(self.cfg["device"]["areas"])
+
+    def log_tail(self, n: int) -> list[str]:
+        return self.ring.tail(n) if self.ring else []
+
+    def restart(self, msg: Message | None) -> None:
+        if msg is not None:
+            # `accepted` now, atomically with a note that makes the final `done` go out after the restart.
+            self._finish(msg.jti, msg.type, Result("accepted", message="restarting"),
+                         kv={"restart_pending": {"jti": msg.jti, "type": msg.type}})
+        self.restart_requested = True
+        self.stop()
+
+    def stop(self) -> None:
+        self.running = False
+
+    def _shutdown(self, timeout: float = 3.0) -> None:
+        """Give the outbox a moment to drain (e.g. the `accepted` of a restart) before the link goes.
+
+        Incoming messages are left un-PUBACKed here, so the broker redelivers them after the restart.
+        """
+        deadline = time.monotonic() + timeout
+        while self.link and self.link.connected and self.store.outbox_count():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                item = self.q.get(timeout=left)
+            except queue.Empty:
+                break
+            if item[0] == "link.published":
+                self._dispatch(item)
+            self._flush_delivered()
+
+    # --- local socket (technician CLI) ----------------------------------------------------
+    def _on_ipc(self, op: str, args: dict, future: Future) -> None:
+        try:
+            future.set_result(getattr(self, "ipc_" + op)(**args))
+        except Exception as e:
+            future.set_exception(e)
+
+    def ipc_status(self) -> dict:
+        link = self.link
+        return {
+            "device_id": self.device_id, "boot_id": self.boot_id, "agent_version": __version__,
+            "connected": bool(link and link.connected), "broker": link.broker if link else None,
+            "link_error": link.last_error if link else None, "auth_failed": bool(link and link.auth_failed),
+            "connect_attempts": link.attempts if link else 0, "last_heartbeat_at": self.last_heartbeat_at,
+            "outbox_pending": self.store.outbox_count(), "faults": self.faults.active(),
+            "heartbeat": self.heartbeat(advance=False),
+        }
+
+    def ipc_logs(self, lines: int = 200) -> dict:
+        return {"lines": self.log_tail(lines)}
+
+    def ipc_restart(self) -> dict:
+        log.warning("restart requested from the local CLI")
+        self.restart(None)
+        return {"restarting": True}

@@ -1,0 +1,41 @@
+"""One base exception, one subclass per layer (builtins mixed in, as gpiozero does)."""
+
+
+class LoaError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+
+class ConfigError(LoaError, ValueError):
+    """The configuration is invalid; `problems` lists every `section.key: what` line."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class SchemaError(LoaError, ValueError):
+    """A document field is missing or wrong; `field` names it (dotted path)."""
+
+    def __init__(self, field: str, what: str):
+        super().__init__(f"{field}: {what}" if field else what)
+        self.field = field
+        self.what = what
+
+
+class Rejection(LoaError):
+    """A message refused at intake; `code` is one of PROTOCOL.md's ack codes."""
+
+    def __init__(self, code: str, message: str, *, jti: str | None = None, type_: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.jti = jti
+        self.type = type_
+
+
+class DriverError(LoaError, RuntimeError):
+    """A driver could not be loaded or failed."""
+
+
+class IpcError(LoaError, OSError):
+    """The local socket could not be reached or answered badly."""

@@ -1,0 +1,119 @@
+"""The local control socket (frontend for the technician CLI): one JSON request per line, one reply.
+
+Handlers post to the core and wait for its answer; they never touch state.
+The socket is mode 0660 in a 0750 directory: the agent's group may use it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any
+
+from .errors import IpcError
+
+log = logging.getLogger("agent.ipc")
+
+OPS = {"status", "logs", "restart"}
+MAX_REQUEST = 64 * 1024
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        line = self.rfile.readline(MAX_REQUEST)
+        try:
+            req = json.loads(line)
+            op, args = req["op"], req.get("args") or {}
+            if op not in OPS or not isinstance(args, dict):
+                raise ValueError(f"unknown request {op!r}")
+            future: Future = Future()
+            self.server.post(("ipc", op, args, future))
+            reply = {"ok": True, "result": future.result(timeout=10)}
+        except FutureTimeout:
+            reply = {"ok": False, "error": "the agent's core did not answer within 10 s"}
+        except Exception as e:  # a bad request gets an answer, never a crash
+            reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        self.wfile.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    post: Callable[[tuple], None]
+
+
+class IpcServer:
+    def __init__(self, path: str, post: Callable[[tuple], None]):
+        self.path = Path(path)
+        self.post = post
+        self.server: _Server | None = None
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        if self.path.exists():
+            if _answers(self.path):
+                raise IpcError(f"another agent is already listening on {self.path}")
+            self.path.unlink()
+        old = os.umask(0o117)  # created 0660, never briefly wider
+        try:
+            self.server = _Server(str(self.path), _Handler)
+        finally:
+            os.umask(old)
+        self.server.post = self.post
+        threading.Thread(target=self.server.serve_forever, name="ipc", daemon=True).start()
+        log.info("control socket at %s", self.path)
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def _answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(path))
+            return True
+        except OSError:
+            return False
+
+
+def request(path: str, op: str, timeout: float = 15.0, **args: Any) -> Any:
+    """Ask the running agent; IpcError when it is not running or refuses."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(path)
+            s.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise IpcError(f"the agent is not running (nothing answers on {path})") from None
+    except PermissionError:
+        raise IpcError(f"permission denied on {path}: run as root or as a member of the agent's group") from None
+    except OSError as e:
+        raise IpcError(f"cannot talk to the agent on {path}: {e}") from None
+    try:
+        reply = json.loads(data)
+    except ValueError:
+        raise IpcError(f"the agent closed the connection on {path} without an answer") from None
+    if not reply.get("ok"):
+        raise IpcError(reply.get("error", "the agent refused the request"))
+    return reply["result"]

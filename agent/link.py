@@ -1,0 +1,239 @@
+"""The MQTT link (frontend): owns the paho-mqtt 2 client, the subscriptions and the reconnect loop.
+
+Every paho callback only posts a tuple to the core and returns; each is wrapped
+so that no exception can escape into paho's network thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from . import __version__
+from .timeutil import rfc3339
+
+log = logging.getLogger("agent.link")
+
+AUTH_FAILURES = {134, 135, 138, 140}  # bad user name or password, not authorized, banned, bad auth method
+
+
+def _guarded(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception:  # an exception escaping here would silently kill paho's thread
+            log.exception("error in MQTT callback %s", fn.__name__)
+    return wrapper
+
+
+class Topics:
+    def __init__(self, prefix: str, device_id: str):
+        self.prefix, self.device_id = prefix, device_id
+        base = f"{prefix}/dev/{device_id}"
+        self.ack, self.status, self.heartbeat, self.event = (f"{base}/{k}" for k in ("ack", "status", "heartbeat",
+                                                                                      "event"))
+
+    def subscriptions(self, areas: list[str]) -> dict[str, str]:
+        """topic -> kind ("cmd" or "schedule") for the device, each area and the fleet."""
+        subs = {f"{self.prefix}/dev/{self.device_id}/cmd": "cmd", f"{self.prefix}/all/cmd": "cmd",
+                f"{self.prefix}/dev/{self.device_id}/schedule": "schedule"}
+        for area in areas:
+            subs[f"{self.prefix}/area/{area}/cmd"] = "cmd"
+            subs[f"{self.prefix}/area/{area}/schedule"] = "schedule"
+        return subs
+
+
+class Link:
+    def __init__(self, cfg: dict, post: Callable[[tuple], None], *, boot_id: str, areas: list[str],
+                 rng: random.Random | None = None):
+        self.cfg = cfg["mqtt"]
+        self.device_id = cfg["device"]["id"]
+        self.post = post
+        self.boot_id = boot_id
+        self.rng = rng or random.Random()
+        self.topics = Topics(self.cfg["topic_prefix"], self.device_id)
+        self.subs = self.topics.subscriptions(areas)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.connected = False
+        self.generation = 0
+        self.connected_since: float | None = None
+        self.attempts = 0
+        self.last_error: str | None = None
+        self.auth_failed = False
+        self.client = self._make_client()
+
+    # --- set-up -----------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.device_id, protocol=mqtt.MQTTv5,
+                        manual_ack=True)
+        c.connect_timeout = 10.0
+        c.max_inflight_messages_set(20)
+        c.will_set(self.topics.status, self._status("lost"), qos=1, retain=True)
+        tls = self.cfg.get("tls")
+        if tls:
+            c.tls_set(ca_certs=tls["ca"], certfile=tls.get("cert"), keyfile=tls.get("key"))
+        if self.cfg.get("username"):
+            password = None
+            if self.cfg.get("password_file"):
+                with open(self.cfg["password_file"], encoding="utf-8") as f:
+                    password = f.read().strip()
+            c.username_pw_set(self.cfg["username"], password)
+        c.on_connect = _guarded(self._on_connect)
+        c.on_disconnect = _guarded(self._on_disconnect)
+        c.on_message = _guarded(self._on_message)
+        c.on_publish = _guarded(self._on_publish)
+        c.on_subscribe = _guarded(self._on_subscribe)
+        return c
+
+    def _status(self, state: str) -> bytes:
+        return json.dumps({"state": state, "device_id": self.device_id, "boot_id": self.boot_id,
+                           "at": rfc3339(), "agent_version": __version__}).encode()
+
+    @property
+    def broker(self) -> str:
+        return f"{'mqtts' if self.cfg.get('tls') else 'mqtt'}://{self.cfg['host']}:{self.cfg['port']}"
+
+    # --- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Clean stop: retained `offline`, then a normal DISCONNECT (so the broker drops the will)."""
+        if self.connected:
+            try:
+                info = self.client.publish(self.topics.status, self._status("offline"), qos=1, retain=True)
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError) as e:
+                log.warning("could not publish offline status: %s", e)
+        self._stop.set()
+        self.client.disconnect()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        jitter = self.rng.uniform(0, self.cfg["boot_jitter_s"])
+        if jitter:
+            log.info("boot jitter: first connection in %.1f s", jitter)
+        if self._stop.wait(jitter):
+            return
+        failures = 0
+        rc = self.cfg["reconnect"]
+        while not self._stop.is_set():
+            self.attempts += 1
+            try:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = self.cfg["session_expiry_s"]
+                self.client.connect(self.cfg["host"], self.cfg["port"], keepalive=self.cfg["keepalive_s"],
+                                    clean_start=False, properties=props)
+            except Exception as e:  # refused, unreachable, TLS: all mean "try again later"
+                self._note_error(f"cannot connect to {self.broker}: {e}")
+            else:
+                while not self._stop.is_set():
+                    if self.client.loop(timeout=0.5) != mqtt.MQTT_ERR_SUCCESS:
+                        break
+            if self._stop.is_set():
+                break
+            stayed = time.monotonic() - (self.connected_since or time.monotonic())
+            failures = 0 if stayed >= rc["stable_s"] and self.connected_since else failures + 1
+            self.connected_since = None
+            if self.auth_failed:
+                delay = rc["auth_retry_s"]
+            else:  # full jitter (AWS architecture blog): spreads a province's boxes over the window
+                delay = self.rng.uniform(0, min(rc["cap_s"], rc["base_s"] * 2 ** min(failures, 30)))
+            log.info("reconnecting to %s in %.1f s", self.broker, delay)
+            self._stop.wait(delay)
+
+    def _note_error(self, text: str) -> None:
+        if text != self.last_error:
+            log.warning("%s", text)
+        self.last_error = text
+
+    # --- paho callbacks (network thread): post and return -------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self.auth_failed = reason.value in AUTH_FAILURES
+            self._note_error(f"broker {self.broker} refused the connection: {reason}"
+                             + (" (check mqtt.username / password_file / client certificate)" if self.auth_failed
+                                else ""))
+            self.post(("link.refused", str(reason), self.auth_failed))
+            return
+        with self._lock:
+            self.connected = True
+            self.generation += 1
+            self.connected_since = time.monotonic()
+            subs = dict(self.subs)
+        self.auth_failed = False
+        self.last_error = None
+        log.info("connected to %s (session present: %s)", self.broker, flags.session_present)
+        self._subscribe(subs)
+        client.publish(self.topics.status, self._status("online"), qos=1, retain=True)
+        self.post(("link.connected", self.generation, flags.session_present))
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        was = self.connected
+        self.connected = False
+        if was:
+            self._note_error(f"disconnected from {self.broker}: {reason}")
+            self.post(("link.disconnected", str(reason)))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        kind = self.subs.get(msg.topic)
+        self.post(("link.message", msg.topic, kind, msg.payload, msg.mid, msg.qos, bool(msg.dup), self.generation))
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        self.post(("link.published", mid, str(reason) if reason.is_failure else None))
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        bad = [str(r) for r in reasons if r.is_failure]
+        if bad:
+            log.error("subscription refused by the broker: %s", ", ".join(bad))
+
+    # --- called by the core -----------------------------------------------------------
+    def _subscribe(self, subs: dict[str, str]) -> None:
+        if not subs:
+            return
+        # Retained schedules only when the subscription is new: the stored copy covers the rest.
+        self.client.subscribe([(t, SubscribeOptions(qos=1, retainHandling=1 if k == "schedule" else 0))
+                               for t, k in sorted(subs.items())])
+
+    def set_areas(self, areas: list[str]) -> None:
+        new = self.topics.subscriptions(areas)
+        with self._lock:
+            old, self.subs = self.subs, new
+            connected = self.connected
+        if connected:
+            gone = sorted(set(old) - set(new))
+            if gone:
+                self.client.unsubscribe(gone)
+            self._subscribe({t: k for t, k in new.items() if t not in old})
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int | None:
+        """Queue a publish; the mid for QoS 1 (its PUBACK comes back as `link.published`), or None."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
+            return None
+        return info.mid
+
+    def ack(self, mid: int, qos: int, generation: int) -> None:
+        """PUBACK an incoming message, only on the connection it came in on (else the broker redelivers)."""
+        if qos > 0 and generation == self.generation and self.connected:
+            self.client.ack(mid, qos)

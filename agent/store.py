@@ -1,0 +1,170 @@
+"""Durable state under `paths.state_dir`: one SQLite file in WAL mode.
+
+Holds the outbox (acks and events waiting for the broker's PUBACK), the seen
+`jti`s of the replay guard, received-but-unfinished commands, and small
+key/values (trusted time floor, remote config overrides). Every change is one
+transaction with synchronous=FULL, so a power cut leaves the old or the new
+state, never a torn one. Only the core thread writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "agent.db"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (
+    jti TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    claims TEXT NOT NULL,
+    received REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class Store:
+    def __init__(self, state_dir: str | os.PathLike, *, readonly: bool = False):
+        self.dir = Path(state_dir)
+        self.path = self.dir / DB_NAME
+        if readonly:
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2.0)
+            return
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _tx(self) -> sqlite3.Connection:
+        # BEGIN IMMEDIATE takes the write lock up front, so a second writer waits instead of failing mid-way.
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def _commit(self) -> None:
+        self.db.execute("COMMIT")
+
+    # --- outbox -----------------------------------------------------------------------
+    def enqueue(self, topic: str, payload: dict) -> int:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        cur = self.db.execute("INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)",
+                              (topic, body, time.time()))
+        return int(cur.lastrowid or 0)
+
+    def pending(self, after: int = 0, limit: int = 100) -> list[tuple[int, str, bytes]]:
+        return self.db.execute("SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                               (after, limit)).fetchall()
+
+    def delivered(self, seqs: list[int]) -> None:
+        """Drop rows the broker has acknowledged (one transaction for a batch of PUBACKs)."""
+        if seqs:
+            self._tx().executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            self._commit()
+
+    def outbox_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    # --- replay guard and inbox ---------------------------------------------------------
+    def seen(self, jti: str) -> bool:
+        return self.db.execute("SELECT 1 FROM seen WHERE jti = ?", (jti,)).fetchone() is not None
+
+    def in_inbox(self, jti: str) -> bool:
+        return self.db.execute("SELECT 1 FROM inbox WHERE jti = ?", (jti,)).fetchone() is not None
+
+    def record(self, jti: str, exp: int, iat: int, topic: str | None, claims: dict | None) -> None:
+        """Remember a verified message: seen until `exp`, time floor raised, kept in the inbox until finished."""
+        db = self._tx()
+        try:
+            db.execute("INSERT OR REPLACE INTO seen (jti, exp) VALUES (?, ?)", (jti, exp))
+            db.execute("INSERT INTO kv (key, value) VALUES ('time_floor', ?) ON CONFLICT(key) DO UPDATE "
+                       "SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))", (str(iat),))
+            if claims is not None:
+                db.execute("INSERT OR REPLACE INTO inbox (jti, topic, claims, received) VALUES (?, ?, ?, ?)",
+                           (jti, topic, json.dumps(claims, ensure_ascii=False), time.time()))
+            self._commit()
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def finish(self, jti: str | None, topic: str, ack: dict, kv: dict[str, Any] | None = None) -> int:
+        """Write an ack to the outbox and drop the command from the inbox (and set `kv`), atomically."""
+        db = self._tx()
+        try:
+            seq = self.enqueue(topic, ack)
+            if jti is not None:
+                db.execute("DELETE FROM inbox WHERE jti = ?", (jti,))
+            for key, value in (kv or {}).items():
+                self.put_json(key, value)
+            self._commit()
+            return seq
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def unfinished(self) -> list[tuple[str, str, dict]]:
+        rows = self.db.execute("SELECT jti, topic, claims FROM inbox ORDER BY received").fetchall()
+        return [(jti, topic, json.loads(claims)) for jti, topic, claims in rows]
+
+    def time_floor(self) -> int:
+        value = self.get("time_floor")
+        return int(value) if value is not None else 0
+
+    def prune_seen(self, now: float) -> int:
+        # Kept until exp: past that, the expiry check (and the time floor) rejects it anyway.
+        return self.db.execute("DELETE FROM seen WHERE exp < ?", (int(now) - 1,)).rowcount
+
+    # --- key/value ----------------------------------------------------------------------
+    def get(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def put(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        value = self.get(key)
+        return default if value is None else json.loads(value)
+
+    def put_json(self, key: str, value: Any) -> None:
+        self.put(key, json.dumps(value, ensure_ascii=False))
+
+    def check(self) -> bool:
+        """A cheap liveness probe for the watchdog: the database still answers."""
+        try:
+            return self.db.execute("SELECT 1").fetchone() == (1,)
+        except sqlite3.Error:
+            return False
+
+
+def read_overrides(state_dir: str | os.PathLike) -> dict:
+    """The remote config overrides, read without writing (for `loa config show`)."""
+    path = Path(state_dir) / DB_NAME
+    if not path.exists():
+        return {}
+    try:
+        store = Store(state_dir, readonly=True)
+        try:
+            return store.get_json("config_overrides", {})
+        finally:
+            store.close()
+    except sqlite3.Error as e:
+        log.debug("cannot read overrides from %s: %s", path, e)
+        return {}

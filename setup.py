@@ -1,0 +1,37 @@
+"""loa-agent: edge agent for commune IP loudspeakers and e-boards."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+VERSION = re.search(r'__version__ = "([^"]+)"', Path(__file__).with_name("agent").joinpath("__init__.py").read_text()).group(1)
+
+setup(
+    name="loa-agent",
+    version=VERSION,
+    description="Edge agent for Vietnam's commune IP loudspeakers and public e-boards",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["agent", "agent.*", "drivers", "drivers.*"]),
+    include_package_data=True,
+    install_requires=[
+        # Debian's python3-paho-mqtt is 1.6 and lacks CallbackAPIVersion.VERSION2.
+        "paho-mqtt>=2.1,<3",
+        # JWS/JWT with EdDSA: never hand-roll signature checks.
+        "PyJWT[crypto]>=2.8,<3",
+        "PyYAML>=6",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ruff>=0.5", "hypothesis>=6"],
+    },
+    entry_points={
+        "console_scripts": [
+            "loa-agent = agent.daemon:main",
+            "loa = agent.cli:main",
+            "loa-console = agent.console:main",
+        ],
+    },
+)
