@@ -5,13 +5,14 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-VERSION = re.search(r'__version__ = "([^"]+)"', Path(__file__).with_name("agent").joinpath("__init__.py").read_text()).group(1)
+HERE = Path(__file__).resolve().parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "agent/__init__.py").read_text()).group(1)
 
 setup(
     name="loa-agent",
     version=VERSION,
     description="Edge agent for Vietnam's commune IP loudspeakers and public e-boards",
-    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",

@@ -140,7 +140,7 @@ class Core:
         interval = self.notifier.watchdog_interval() if self.notifier else None
         if interval:
             self.every(lambda: interval, self._watchdog)
-        self.every(lambda: self.cfg["device"]["heartbeat_s"], self._heartbeat_tick)
+        self._schedule_heartbeat()
         self.every(lambda: 3600.0, lambda: self.store.prune_seen(self.clock()))
         self._resume()
 
@@ -313,7 +313,12 @@ class Core:
             "areas": list(dev["areas"]),
         }
 
+    def _schedule_heartbeat(self) -> None:
+        self.cancel(self._hb_timer)
+        self._hb_timer = self.call_later(self.cfg["device"]["heartbeat_s"], self._heartbeat_tick)
+
     def _heartbeat_tick(self) -> None:
+        self._schedule_heartbeat()
         link = self.link
         if link is None or not link.connected:
             return  # QoS 0 and never queued: a stale heartbeat says nothing
@@ -331,6 +336,8 @@ class Core:
             log.info("config %s set remotely to %s", key, json.dumps(value, ensure_ascii=False))
         if "device.areas" in changes and self.link is not None:
             self.link.set_areas(self.cfg["device"]["areas"])
+        if "device.heartbeat_s" in changes:
+            self._schedule_heartbeat()
 
     def log_tail(self, n: int) -> list[str]:
         return self.ring.tail(n) if self.ring else []

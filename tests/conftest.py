@@ -1,0 +1,63 @@
+"""Shared fixtures: a real Mosquitto, provincial keys, the real agent process, the province's client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from agentproc import Agent
+from mosquitto import Mosquitto
+from province import Province
+
+from agent import console
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    b = Mosquitto(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two provincial key pairs (for rotation tests); returns kid -> private key path."""
+    d = tmp_path_factory.mktemp("keys")
+    return {kid: console.generate_keypair(d, kid)[0] for kid in ("prov-1", "prov-2")}
+
+
+def public(private: Path) -> Path:
+    return private.with_suffix(".pub")
+
+
+@pytest.fixture
+def make_agent(tmp_path: Path, broker: Mosquitto, keys: dict[str, Path]) -> Iterator[Callable[..., Agent]]:
+    agents: list[Agent] = []
+
+    def make(device_id: str = "GL-0001", signed: bool = True, config: dict | None = None) -> Agent:
+        a = Agent(tmp_path, broker.port, {"prov-1": public(keys["prov-1"])} if signed else None, device_id,
+                  config)
+        agents.append(a)
+        return a
+
+    yield make
+    for a in agents:
+        a.close()
+
+
+@pytest.fixture
+def province(broker: Mosquitto, keys: dict[str, Path]) -> Iterator[Province]:
+    p = Province(broker.port, keys["prov-1"])
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def agent(make_agent: Callable[..., Agent], province: Province) -> Agent:
+    """A running, connected agent (its `online` status seen by the province)."""
+    mark = province.mark()
+    a = make_agent().start()
+    province.status("online", after=mark)
+    return a

@@ -1,0 +1,56 @@
+"""docs/protocol.md's examples hold against the real code."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from agent.commands import REGISTRY
+from agent.envelope import CLAIMS
+
+DOC = Path(__file__).resolve().parent.parent / "docs/protocol.md"
+EXAMPLE = re.compile(r"<!-- example: ([\w.-]+) -->\s*```json\n(.*?)```", re.S)
+
+
+def examples() -> dict[str, dict]:
+    return {name: json.loads(body) for name, body in EXAMPLE.findall(DOC.read_text())}
+
+
+def test_every_example_is_valid_json():
+    assert {"command", "ack-rejected", "ack-done", "config.set", "status", "heartbeat", "event"} <= examples().keys()
+
+
+@pytest.mark.parametrize("name", ["command", "config.set"])
+def test_command_examples_pass_the_envelope_and_params_schemas(name):
+    claims = CLAIMS.check(examples()[name], "")
+    REGISTRY.get(claims["type"]).check(claims["params"])
+
+
+def test_ack_examples_have_the_agents_ack_fields(make_agent):
+    from agent.commands import Result
+    from agent.core import Core
+
+    agent = make_agent(signed=False)
+    from agent import config
+    from agent.store import Store
+    cfg = config.load(agent.config_path)
+    core = Core(cfg, Store(agent.state_dir))
+    real = core._ack_payload("x", "status.get", Result())
+    for name in ("ack-rejected", "ack-done"):
+        assert examples()[name].keys() == real.keys()
+
+
+def test_heartbeat_example_has_the_real_heartbeats_fields(make_agent):
+    from agent import config
+    from agent.core import Core
+    from agent.store import Store
+
+    agent = make_agent(signed=False)
+    core = Core(config.load(agent.config_path), Store(agent.state_dir))
+    real = core.heartbeat()
+    doc = examples()["heartbeat"]
+    assert doc.keys() == real.keys()
+    assert doc["sys"].keys() == real["sys"].keys() and doc["net"].keys() == real["net"].keys()
