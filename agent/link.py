@@ -74,6 +74,7 @@ class Link:
         self.attempts = 0
         self.last_error: str | None = None
         self.auth_failed = False
+        self._answered = False  # a CONNACK came back on the current attempt
         self.client = self._make_client()
 
     # --- set-up -----------------------------------------------------------------------
@@ -86,18 +87,25 @@ class Link:
         tls = self.cfg.get("tls")
         if tls:
             c.tls_set(ca_certs=tls["ca"], certfile=tls.get("cert"), keyfile=tls.get("key"))
-        if self.cfg.get("username"):
-            password = None
-            if self.cfg.get("password_file"):
-                with open(self.cfg["password_file"], encoding="utf-8") as f:
-                    password = f.read().strip()
-            c.username_pw_set(self.cfg["username"], password)
         c.on_connect = _guarded(self._on_connect)
         c.on_disconnect = _guarded(self._on_disconnect)
         c.on_message = _guarded(self._on_message)
         c.on_publish = _guarded(self._on_publish)
         c.on_subscribe = _guarded(self._on_subscribe)
         return c
+
+    def _load_credentials(self) -> None:
+        """Read the password file before every attempt: a technician's fix applies without a restart."""
+        if not self.cfg.get("username"):
+            return
+        password = None
+        if self.cfg.get("password_file"):
+            try:
+                with open(self.cfg["password_file"], encoding="utf-8") as f:
+                    password = f.read().strip()
+            except OSError as e:
+                self._note_error(f"cannot read mqtt.password_file: {e}")
+        self.client.username_pw_set(self.cfg["username"], password)
 
     def _status(self, state: str) -> bytes:
         return json.dumps({"state": state, "device_id": self.device_id, "boot_id": self.boot_id,
@@ -138,6 +146,7 @@ class Link:
         rc = self.cfg["reconnect"]
         while not self._stop.is_set():
             self.attempts += 1
+            self._load_credentials()
             try:
                 props = Properties(PacketTypes.CONNECT)
                 props.SessionExpiryInterval = self.cfg["session_expiry_s"]
@@ -146,9 +155,12 @@ class Link:
             except Exception as e:  # refused, unreachable, TLS: all mean "try again later"
                 self._note_error(f"cannot connect to {self.broker}: {e}")
             else:
-                while not self._stop.is_set():
-                    if self.client.loop(timeout=0.5) != mqtt.MQTT_ERR_SUCCESS:
-                        break
+                self._answered = False
+                rc_loop = self._loop_until_closed()
+                if not self._answered and not self._stop.is_set():
+                    # Closed before any CONNACK: typically TLS refusing our certificate after the handshake.
+                    self._note_error(f"{self.broker} closed the connection before accepting it ({rc_loop}); "
+                                     "check the client certificate and the broker's TLS settings")
             if self._stop.is_set():
                 break
             stayed = time.monotonic() - (self.connected_since or time.monotonic())
@@ -158,8 +170,18 @@ class Link:
                 delay = rc["auth_retry_s"]
             else:  # full jitter (AWS architecture blog): spreads a province's boxes over the window
                 delay = self.rng.uniform(0, min(rc["cap_s"], rc["base_s"] * 2 ** min(failures, 30)))
-            log.info("reconnecting to %s in %.1f s", self.broker, delay)
+            log.debug("reconnecting to %s in %.1f s", self.broker, delay)
             self._stop.wait(delay)
+
+    def _loop_until_closed(self) -> str:
+        while not self._stop.is_set():
+            try:
+                rc = self.client.loop(timeout=0.5)
+            except Exception as e:  # e.g. ssl.SSLError surfacing from a read
+                return f"{type(e).__name__}: {e}"
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return mqtt.error_string(rc)
+        return "stopping"
 
     def _note_error(self, text: str) -> None:
         if text != self.last_error:
@@ -168,6 +190,7 @@ class Link:
 
     # --- paho callbacks (network thread): post and return -------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._answered = True
         if reason.is_failure:
             self.auth_failed = reason.value in AUTH_FAILURES
             self._note_error(f"broker {self.broker} refused the connection: {reason}"

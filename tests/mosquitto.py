@@ -39,7 +39,8 @@ class Mosquitto:
         self.log = self.dir / "mosquitto.log"
 
     def conf(self) -> str:
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
+        anonymous = "false" if "password_file" in self.extra_conf else "true"
+        lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {anonymous}",
                  "persistence true", f"persistence_location {self.dir}/",
                  "max_queued_messages 100000", "log_type error", "log_type warning", "log_type notice",
                  "log_dest stderr"]

@@ -37,7 +37,8 @@ class Received:
 
 
 class Province:
-    def __init__(self, port: int, key: Path | None = None, kid: str = "prov-1", client_id: str = "province"):
+    def __init__(self, port: int, key: Path | None = None, kid: str = "prov-1", client_id: str = "province",
+                 username: str | None = None, password: str | None = None):
         self.port = port
         self.key = console.load_private_key(key) if key else None
         self.kid = kid
@@ -51,6 +52,8 @@ class Province:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a: self.connected.clear()
         self.client.reconnect_delay_set(0.1, 0.5)
+        if username:
+            self.client.username_pw_set(username, password)
         # A persistent session: what devices send while the province reconnects is queued, not lost.
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600

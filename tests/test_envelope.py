@@ -78,8 +78,8 @@ def test_tampered_payload_is_bad_signature(env, key):
 
 def test_hs256_token_is_refused(env):
     import jwt
-    token = jwt.encode(console.make_claims("status.get", now=NOW), "an-hmac-secret-of-thirty-two-bytes!", algorithm="HS256",
-                       headers={"kid": "prov-1"})
+    secret = "an-hmac-secret-of-thirty-two-bytes!"
+    token = jwt.encode(console.make_claims("status.get", now=NOW), secret, algorithm="HS256", headers={"kid": "prov-1"})
     assert code_of(env, token.encode()) == "bad_signature"
 
 
