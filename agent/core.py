@@ -15,7 +15,6 @@ import queue
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -28,6 +27,7 @@ from .health import Health
 from .timeutil import rfc3339
 
 if TYPE_CHECKING:
+    from .ipc import Reply
     from .link import Link
     from .logbuffer import RingHandler
     from .sdnotify import Notifier
@@ -372,7 +372,7 @@ class Core:
             self._flush_delivered()
 
     # --- local socket (technician CLI) ----------------------------------------------------
-    def _on_ipc(self, op: str, args: dict, future: Future) -> None:
+    def _on_ipc(self, op: str, args: dict, future: Reply) -> None:
         try:
             future.set_result(getattr(self, "ipc_" + op)(**args))
         except Exception as e:

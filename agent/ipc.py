@@ -13,8 +13,6 @@ import socket
 import socketserver
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,30 @@ from .errors import IpcError
 log = logging.getLogger("agent.ipc")
 
 OPS = {"status", "logs", "restart"}
+
+
+class Reply:
+    """A one-shot answer from the core thread to a waiting socket handler."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def set_result(self, value: Any) -> None:
+        self._value = value
+        self._done.set()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._done.set()
+
+    def result(self, timeout: float) -> Any:
+        if not self._done.wait(timeout):
+            raise TimeoutError
+        if self._error is not None:
+            raise self._error
+        return self._value
 MAX_REQUEST = 64 * 1024
 
 
@@ -36,10 +58,10 @@ class _Handler(socketserver.StreamRequestHandler):
             op, args = req["op"], req.get("args") or {}
             if op not in OPS or not isinstance(args, dict):
                 raise ValueError(f"unknown request {op!r}")
-            future: Future = Future()
-            self.server.post(("ipc", op, args, future))
-            reply = {"ok": True, "result": future.result(timeout=10)}
-        except FutureTimeout:
+            answer = Reply()
+            self.server.post(("ipc", op, args, answer))
+            reply = {"ok": True, "result": answer.result(timeout=10)}
+        except TimeoutError:
             reply = {"ok": False, "error": "the agent's core did not answer within 10 s"}
         except Exception as e:  # a bad request gets an answer, never a crash
             reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
