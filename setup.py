@@ -24,9 +24,18 @@ setup(
         # JWS/JWT with EdDSA: never hand-roll signature checks.
         "PyJWT[crypto]>=2.8,<3",
         "PyYAML>=6",
+        # Audio: PortAudio output, libVLC decoding, pydub for generated tones and WAV conversion.
+        "PyAudio>=0.2.13",
+        "python-vlc>=3.0.18",
+        "pydub>=0.25",
+        "audioop-lts; python_version>='3.13'",  # pydub and our gain need audioop, gone from 3.13's stdlib
+        "tzdata",  # zoneinfo on systems without /usr/share/zoneinfo
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.5", "hypothesis>=6"],
+        "test": ["pytest>=8", "ruff>=0.5", "hypothesis>=6", "numpy"],
+        # GPIO backends, each only where it can work; imported only when gpio.backend names it.
+        "pi": ["RPi.GPIO>=0.7.1; platform_machine in 'armv6l armv7l aarch64'"],
+        "gpiod": ["gpiod>=2.1; sys_platform == 'linux'"],
     },
     entry_points={
         "console_scripts": [

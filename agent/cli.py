@@ -38,6 +38,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     sub.add_parser("restart", parents=[common], help="restart the agent")
 
+    p = sub.add_parser("play", parents=[common], help="play a local file, a stream URL or a tone (priority)")
+    p.add_argument("what", nargs="?", help="a file path or a stream URL")
+    p.add_argument("--tone", choices=("siren", "chime", "test"))
+    p.add_argument("--duration", type=float, help="seconds (tones, streams)")
+    p.add_argument("--level", choices=("normal", "priority"), default="priority")
+    p.add_argument("--volume", type=int)
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--zone", action="append", dest="zones")
+    p = sub.add_parser("say", parents=[common], help="speak a text (Vietnamese by default)")
+    p.add_argument("text")
+    p.add_argument("--lang", default="vi")
+    p.add_argument("--level", choices=("normal", "priority"), default="priority")
+    p.add_argument("--zone", action="append", dest="zones")
+    sub.add_parser("stop", parents=[common], help="stop everything but an emergency")
+    p = sub.add_parser("volume", parents=[common], help="set the default (or a zone's) volume, 0-100")
+    p.add_argument("volume", type=int)
+    p.add_argument("--zone", action="append", dest="zones")
+    p = sub.add_parser("amp", parents=[common], help="switch the amplifier relays on or off")
+    p.add_argument("state", choices=("on", "off"))
+    p.add_argument("--zone", action="append", dest="zones")
+    p = sub.add_parser("test", parents=[common], help="a chime and a 1 kHz tone through every zone")
+    p.add_argument("--json", action="store_true")
+
     args = ap.parse_args(argv)
     path = getattr(args, "config", None) or os.environ.get("LOA_CONFIG", config.DEFAULT_PATH)
     try:
@@ -129,7 +152,85 @@ def cmd_restart(args: argparse.Namespace, path: str) -> int:
     return 0
 
 
-COMMANDS = {"status": cmd_status, "config": cmd_config, "logs": cmd_logs, "restart": cmd_restart}
+def _ask(path: str, op: str, **args: Any) -> Any:
+    from .ipc import request
+
+    return request(_socket(path), op, **{k: v for k, v in args.items() if v is not None})
+
+
+def cmd_play(args: argparse.Namespace, path: str) -> int:
+    common = {"level": args.level, "volume": args.volume, "repeat": args.repeat, "zones": args.zones}
+    if args.tone:
+        source = {"kind": "tone", "name": args.tone}
+        if args.duration:
+            source["duration_s"] = args.duration
+        out = _ask(path, "play", source=source, **common)
+    elif args.what and "://" in args.what:
+        out = _ask(path, "play", source={"kind": "stream", "urls": [args.what]}, duration_s=args.duration, **common)
+    elif args.what:
+        out = _ask(path, "play_file", path=os.path.abspath(args.what), **common)
+    else:
+        raise IpcError("say what to play: a file, a URL or --tone NAME")
+    print(f"loa: playing ({out.get('level', args.level)}), id {out['id']}")
+    return 0
+
+
+def cmd_say(args: argparse.Namespace, path: str) -> int:
+    out = _ask(path, "play", source={"kind": "tts", "text": args.text, "lang": args.lang}, level=args.level,
+               zones=args.zones)
+    print(f"loa: speaking, id {out['id']}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace, path: str) -> int:
+    print(f"loa: stopped {_ask(path, 'stop')['stopped']} play(s); an emergency is never stopped from here")
+    return 0
+
+
+def cmd_volume(args: argparse.Namespace, path: str) -> int:
+    out = _ask(path, "volume", volume=args.volume, zones=args.zones)
+    print(f"loa: volume {out['default']} (max {out['max']}), zones {out['zones']}")
+    return 0
+
+
+def cmd_amp(args: argparse.Namespace, path: str) -> int:
+    out = _ask(path, "amp", on=args.state == "on", zones=args.zones)
+    print("loa: amplifier " + ", ".join(f"{z} {'on' if on else 'off'}" for z, on in out["zones"].items()))
+    return 0
+
+
+def cmd_test(args: argparse.Namespace, path: str) -> int:
+    import time
+
+    started = _ask(path, "test")
+    ids, deadline = set(started["ids"]), time.monotonic() + 20 + 5 * len(started["ids"])
+    seen_on: set[str] = set()
+    while time.monotonic() < deadline:  # poll: the socket answers questions, it does not push
+        st = _ask(path, "status")
+        seen_on |= {z for z, on in st["audio"]["amp"]["zones"].items() if on}
+        playing = st["audio"]["playing"]
+        if (playing is None or playing["id"] not in ids) and st["audio"]["queued"] == 0:
+            break
+        time.sleep(0.2)
+    else:
+        raise IpcError("the test did not finish in time")
+    faults = {f["code"]: f["message"] for f in st["faults"]}
+    report = {z: {"played": True, "relay_switched_on": z in seen_on,
+                  "feedback_fault": faults.get("amp_no_feedback") if z in faults.get("amp_no_feedback", "") else None}
+              for z in started["zones"]}
+    ok = all(r["relay_switched_on"] and not r["feedback_fault"] for r in report.values())
+    if args.json:
+        print(json.dumps({"ok": ok, "zones": report}, indent=2))
+    else:
+        for z, r in report.items():
+            state = "OK" if r["relay_switched_on"] and not r["feedback_fault"] else "FAIL"
+            print(f"zone {z}: chime and 1 kHz tone played, relay {'on' if r['relay_switched_on'] else 'NOT seen on'}"
+                  f"{', ' + r['feedback_fault'] if r['feedback_fault'] else ''}: {state}")
+    return 0 if ok else 1
+
+
+COMMANDS = {"status": cmd_status, "config": cmd_config, "logs": cmd_logs, "restart": cmd_restart, "play": cmd_play,
+            "say": cmd_say, "stop": cmd_stop, "volume": cmd_volume, "amp": cmd_amp, "test": cmd_test}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import config as config_mod
-from .schema import Field, Int, Obj
+from .audio.arbiter import LEVELS, Play
+from .audio.player import PlayError
+from .audio.sources import Source
+from .errors import Rejection, SchemaError
+from .schema import Bool, Field, Int, List, Num, Obj, Str
 
 if TYPE_CHECKING:
     from .core import Core
@@ -36,6 +40,9 @@ class Command:
     params: Any  # a schema Field, or a callable(params) -> checked params raising SchemaError
     run: Handler
     long: bool = False
+    # Runs before the durable record and the PUBACK (the record follows at once): an emergency's first
+    # sample must not wait for an fsync.
+    urgent: Callable[[Any], bool] | None = None
 
     def check(self, params: dict) -> Any:
         if isinstance(self.params, Field):
@@ -47,9 +54,10 @@ class Registry:
     def __init__(self) -> None:
         self.commands: dict[str, Command] = {}
 
-    def command(self, type_: str, params: Any = None, *, long: bool = False) -> Callable[[Handler], Handler]:
+    def command(self, type_: str, params: Any = None, *, long: bool = False,
+                urgent: Callable[[Any], bool] | None = None) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
-            self.commands[type_] = Command(type_, params if params is not None else Obj({}), fn, long)
+            self.commands[type_] = Command(type_, params if params is not None else Obj({}), fn, long, urgent)
             return fn
         return register
 
@@ -84,3 +92,59 @@ def logs_get(core: Core, msg: Message, params: dict) -> Result:
 def restart(core: Core, msg: Message, params: dict) -> None:
     core.restart(msg)
     return None
+
+
+# --- audio ---------------------------------------------------------------------------------
+ZONES = List(Str(min_len=1, max_len=32), min_len=1, max_len=16, optional=True)
+PLAY = Obj({
+    "source": Source(),
+    "level": Str(choices=LEVELS, default="normal"),
+    "volume": Int(min=0, max=100, optional=True),
+    "zones": ZONES,
+    "repeat": Int(min=1, max=100, default=1),
+    "duration_s": Num(min=0.1, max=86400, optional=True),
+    "title": Str(max_len=200, optional=True),
+})
+
+
+def _zones(core: Core, zones: list[str] | None) -> list[str]:
+    known = [z["name"] for z in core.cfg["zones"]]
+    for i, z in enumerate(zones or []):
+        if z not in known:
+            raise Rejection("bad_schema", str(SchemaError(f"params.zones[{i}]", f"unknown zone {z!r} "
+                                                                                f"(zones: {', '.join(known)})")))
+    return zones or []
+
+
+def make_play(core: Core, play_id: str, params: dict, *, origin: str, context: Any = None) -> Play:
+    return Play(id=play_id, source=params["source"], level=params["level"], volume=params.get("volume"),
+                zones=_zones(core, params.get("zones")), repeat=params["repeat"],
+                duration_s=params.get("duration_s"), title=params.get("title"), origin=origin, context=context)
+
+
+@REGISTRY.command("play", PLAY, long=True, urgent=lambda p: p["level"] == "emergency")
+def play(core: Core, msg: Message, params: dict) -> None:
+    try:
+        core.player.submit(make_play(core, msg.jti, params, origin="command", context=msg))
+    except PlayError as e:
+        raise Rejection(e.code, str(e)) from None
+    return None
+
+
+@REGISTRY.command("stop", Obj({"id": Str(min_len=1, max_len=128, optional=True),
+                              "level": Str(choices=LEVELS, optional=True)}))
+def stop(core: Core, msg: Message, params: dict) -> Result:
+    n = core.player.stop(id=params.get("id"), level=params.get("level"))
+    return Result(message=f"stopped {n} play(s)", result={"stopped": n})
+
+
+@REGISTRY.command("volume", Obj({"volume": Int(min=0, max=100), "zones": ZONES}))
+def volume(core: Core, msg: Message, params: dict) -> Result:
+    core.player.set_volume(params["volume"], _zones(core, params.get("zones")))
+    return Result(result=core.player.state()["volume"])
+
+
+@REGISTRY.command("amp", Obj({"on": Bool(), "zones": ZONES}))
+def amp(core: Core, msg: Message, params: dict) -> Result:
+    zones = core.player.amp.force(params["on"], _zones(core, params.get("zones")))
+    return Result(result={"zones": zones, **core.player.amp.state()})

@@ -28,6 +28,16 @@ CAPABILITIES = ("speaker", "display")
 QUIET_WINDOW = Obj({"from": Clock(), "to": Clock(), "max_volume": Int(min=0, max=100, default=0)})
 
 
+ZONE = Obj({
+    "name": Str(pattern=r"[A-Za-z0-9_-]{1,32}"),
+    "relay_pin": Int(min=0, max=1023),
+    "active_high": Bool(default=True),
+    "feedback_pin": Int(min=0, max=1023, optional=True),
+    "feedback_active_high": Bool(default=True),
+    "volume": Int(min=0, max=100, default=100),
+})
+
+
 def _areas(**kw: Any) -> List:
     return List(Str(pattern=AREA), max_len=32, **kw)
 
@@ -51,6 +61,7 @@ SCHEMA = Obj({
         "location": Obj({"lat": Num(min=-90, max=90), "lon": Num(min=-180, max=180)}, optional=True),
         "capabilities": List(Str(choices=CAPABILITIES), default=lambda: ["speaker"]),
         "heartbeat_s": Int(min=5, max=3600, default=60),
+        "tz": Str(default="Asia/Ho_Chi_Minh"),
     }),
     "mqtt": Obj({
         "host": Str(min_len=1, default="127.0.0.1"),
@@ -82,8 +93,27 @@ SCHEMA = Obj({
         "state_dir": Str(min_len=1, default="/var/lib/loa-agent"),
         "socket": Str(min_len=1, default="/run/loa-agent/agent.sock"),
     }),
-    "audio": Obj({"backend": Str(choices=AUDIO_BACKENDS, default="vlc"), "device": Str(default="default")}),
-    "gpio": Obj({"backend": Str(choices=GPIO_BACKENDS, default="sim")}),
+    "audio": Obj({
+        "backend": Str(choices=AUDIO_BACKENDS, default="vlc"),
+        "device": Str(default="default"),
+        "default_volume": Int(min=0, max=100, default=80),
+        "max_volume": Int(min=0, max=100, default=100),
+        "stall_s": Num(min=0.5, max=600, default=8.0),
+        "retry_s": Num(min=0.1, max=600, default=2.0),
+        "stream_rounds": Int(min=1, max=100, default=3),
+    }),
+    "amp": Obj({
+        "warmup_s": Num(min=0, max=30, default=1.0),
+        "hold_s": Num(min=0, max=3600, default=10.0),
+        "feedback_s": Num(min=0.05, max=30, default=0.5),
+    }),
+    "zones": List(ZONE, min_len=1, max_len=16,
+                  default=lambda: [ZONE.check({"name": "main", "relay_pin": 17}, "zones[0]")]),
+    "gpio": Obj({
+        "backend": Str(choices=GPIO_BACKENDS, default="sim"),
+        "chip": Str(default="/dev/gpiochip0"),
+        "sim_log": Str(optional=True),
+    }),
     "display": Obj({"backend": Str(choices=DISPLAY_BACKENDS, default="none"), "png_dir": Str(optional=True)}),
     "quiet_hours": _quiet_hours(default=list),
     "log": Obj({
@@ -139,8 +169,9 @@ def _resolve_paths(cfg: dict, base_dir: Path) -> None:
         mq["tls"] = {k: fix(v) for k, v in mq["tls"].items()}
     for key in ("state_dir", "socket"):
         cfg["paths"][key] = fix(cfg["paths"][key])
-    if cfg["display"].get("png_dir"):
-        cfg["display"]["png_dir"] = fix(cfg["display"]["png_dir"])
+    for section, key in (("display", "png_dir"), ("gpio", "sim_log")):
+        if cfg[section].get(key):
+            cfg[section][key] = fix(cfg[section][key])
 
 
 def _cross_checks(cfg: dict) -> list[str]:
@@ -167,6 +198,17 @@ def _cross_checks(cfg: dict) -> list[str]:
                         "set mqtt.allow_plain: true only on a trusted network")
     if mq["reconnect"]["base_s"] > mq["reconnect"]["cap_s"]:
         problems.append("mqtt.reconnect.base_s: must not exceed mqtt.reconnect.cap_s")
+    names = [z["name"] for z in cfg["zones"]]
+    if len(set(names)) != len(names):
+        problems.append("zones: zone names must be unique")
+    try:
+        import zoneinfo
+
+        zoneinfo.ZoneInfo(cfg["device"]["tz"])
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        problems.append(f"device.tz: unknown time zone {cfg['device']['tz']!r} (e.g. Asia/Ho_Chi_Minh)")
+    if cfg["audio"]["default_volume"] > cfg["audio"]["max_volume"]:
+        problems.append("audio.default_volume: must not exceed audio.max_volume")
     if cfg["display"]["backend"] == "png" and not cfg["display"].get("png_dir"):
         problems.append("display.png_dir: is required with display.backend: png")
     return problems

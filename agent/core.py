@@ -15,6 +15,7 @@ import queue
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -27,6 +28,7 @@ from .health import Health
 from .timeutil import rfc3339
 
 if TYPE_CHECKING:
+    from .audio.player import Player
     from .ipc import Reply
     from .link import Link
     from .logbuffer import RingHandler
@@ -54,6 +56,8 @@ class Core:
         self.health = Health(cfg["paths"]["state_dir"])
         self.faults = Faults(self.emit_event)
         self.link: Link | None = None
+        self.player: Player = None  # type: ignore[assignment]  # set by the daemon (drivers load there)
+        self._awaiting_accept: set[str] = set()  # long commands whose `accepted` is not written yet
         self.q: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
@@ -106,6 +110,8 @@ class Core:
                 self._dispatch(item)
             self._flush_delivered()
             self._run_timers()
+        if self.player is not None:
+            self.player.close()  # relays off; final acks and proof of play for what was playing
         self._shutdown()
 
     def _dispatch(self, item: tuple) -> None:
@@ -133,10 +139,27 @@ class Core:
     def _on_noop(self) -> None:
         pass
 
+    def _on_call(self, fn: Callable[[], None]) -> None:
+        fn()
+
+    def _on_audio_started(self, token: int, t_first: float) -> None:
+        self.player.on_started(token, t_first)
+
+    def _on_audio_ended(self, token: int, position_s: float, error: str | None) -> None:
+        self.player.on_ended(token, position_s, error)
+
+    def _on_audio_stalled(self, token: int, position_s: float) -> None:
+        self.player.on_stalled(token, position_s)
+
+    def _on_audio_device(self, ok: bool, message: str) -> None:
+        self.player.on_device(ok, message)
+
     def _start(self) -> None:
         # READY once config is loaded and this loop runs, not when the broker answers: the box works offline.
         self.notify("READY=1", f"STATUS=running as {self.device_id}")
         self.call_later(0, self.envelope.warm_up)
+        if self.player is not None:
+            self.player.start()
         interval = self.notifier.watchdog_interval() if self.notifier else None
         if interval:
             self.every(lambda: interval, self._watchdog)
@@ -226,6 +249,12 @@ class Core:
                                                  "message": r.message})
             ack()
             return
+        if command.urgent and command.urgent(params):
+            self._execute(command, msg, params)  # the first sample goes out before the fsync below
+            self.store.record(msg.jti, msg.exp or 0, msg.iat, topic, msg.claims)
+            ack()
+            log.info("[%s] urgent %s from %s", msg.jti, msg.type, topic)
+            return
         self.store.record(msg.jti, msg.exp or 0, msg.iat, topic, msg.claims)
         ack()
         log.info("[%s] accepted %s from %s", msg.jti, msg.type, topic)
@@ -233,19 +262,28 @@ class Core:
 
     def _execute(self, command: Any, msg: Message, params: Any) -> None:
         if command.long:
-            self._send_ack(msg.jti, msg.type, Result("accepted"))
+            self._awaiting_accept.add(msg.jti)
         try:
             result = command.run(self, msg, params)
         except Rejection as r:
+            self._awaiting_accept.discard(msg.jti)  # refused outright: only the final ack
             result = Result("rejected", r.code, r.message)
         except Exception as e:
             log.exception("[%s] %s failed", msg.jti, msg.type)
             result = Result("failed", "internal", f"{type(e).__name__}: {e}")
         if result is not None:
             self.complete(msg, result)
+        else:
+            self._accept(msg)
+
+    def _accept(self, msg: Message) -> None:
+        if msg.jti in self._awaiting_accept:
+            self._awaiting_accept.discard(msg.jti)
+            self._send_ack(msg.jti, msg.type, Result("accepted"))
 
     def complete(self, msg: Message, result: Result) -> None:
         """The final ack of a command (long-running handlers call this when they end)."""
+        self._accept(msg)  # a long command's `accepted` always comes first
         log.info("[%s] %s %s %s", msg.jti, msg.type, result.status, result.code)
         self._finish(msg.jti, msg.type, result)
 
@@ -305,13 +343,19 @@ class Core:
         return {
             "device_id": self.device_id, "seq": self.hb_seq, "at": rfc3339(self.clock()), "boot_id": self.boot_id,
             "uptime_s": round(time.monotonic() - self.started, 1), "agent_version": __version__,
-            "state": "idle", "playing": None, "volume": None, "amp": None,
+            **self._audio_state(),
             "schedule_versions": self.store.get_json("schedule_versions", {}), "next_item": None,
             "cache": None, "outbox_pending": self.store.outbox_count(),
             "sys": self.health.sys_sample(), "net": self.health.net(), "clock_synced": self.health.clock_synced(),
             "sensors": {}, "faults": self.faults.codes(), "capabilities": list(dev["capabilities"]),
             "areas": list(dev["areas"]),
         }
+
+    def _audio_state(self) -> dict:
+        if self.player is None:
+            return {"state": "idle", "playing": None, "volume": None, "amp": None}
+        st = self.player.state()
+        return {k: st[k] for k in ("state", "playing", "volume", "amp")}
 
     def _schedule_heartbeat(self) -> None:
         self.cancel(self._hb_timer)
@@ -387,10 +431,64 @@ class Core:
             "connect_attempts": link.attempts if link else 0, "last_heartbeat_at": self.last_heartbeat_at,
             "outbox_pending": self.store.outbox_count(), "faults": self.faults.active(),
             "heartbeat": self.heartbeat(advance=False),
+            "audio": self.player.state() if self.player else None,
         }
 
     def ipc_logs(self, lines: int = 200) -> dict:
         return {"lines": self.log_tail(lines)}
+
+    def ipc_play(self, source: dict, level: str = "priority", **params: Any) -> dict:
+        """A technician's play: priority by default, never emergency (it cannot override an alert)."""
+        from .commands import PLAY, make_play
+
+        if level == "emergency":
+            raise ValueError("a technician's play runs at normal or priority, never emergency")
+        checked = PLAY.check({"source": source, "level": level, **params}, "play")
+        play_id = f"cli-{uuid.uuid4().hex[:12]}"
+        self.player.submit(make_play(self, play_id, checked, origin="cli"))
+        return {"id": play_id, "level": level}
+
+    def ipc_play_file(self, path: str, **params: Any) -> dict:
+        """Copy a local file into the media cache (on a worker), then play it."""
+        import threading
+
+        play_id = f"cli-{uuid.uuid4().hex[:12]}"
+
+        def work() -> None:
+            try:
+                digest = self.player.cache.add_file(Path(path))
+            except OSError as e:
+                log.error("cannot play %s: %s", path, e)
+                return
+            source = {"kind": "file", "url": Path(path).resolve().as_uri(), "sha256": digest}
+            self.post(("call", lambda: self.ipc_play(source, **params)))
+
+        Path(path).stat()  # a missing or unreadable file is the technician's error now, not later
+        threading.Thread(target=work, daemon=True).start()
+        return {"id": play_id, "queued": path}
+
+    def ipc_stop(self, level: str | None = None) -> dict:
+        return {"stopped": self.player.stop(level=level)}
+
+    def ipc_volume(self, volume: int, zones: list[str] | None = None) -> dict:
+        from .commands import _zones
+
+        self.player.set_volume(int(volume), _zones(self, zones))
+        return self.player.state()["volume"]
+
+    def ipc_amp(self, on: bool, zones: list[str] | None = None) -> dict:
+        from .commands import _zones
+
+        self.player.amp.force(bool(on), _zones(self, zones))
+        return self.player.amp.state()
+
+    def ipc_test(self) -> dict:
+        """A chime then a 1 kHz test tone through each zone in turn, relay included."""
+        ids = []
+        for zone in self.cfg["zones"]:
+            for source in ({"kind": "tone", "name": "chime"}, {"kind": "tone", "name": "test", "duration_s": 2}):
+                ids.append(self.ipc_play(source, zones=[zone["name"]], title=f"loa test {zone['name']}")["id"])
+        return {"ids": ids, "zones": [z["name"] for z in self.cfg["zones"]]}
 
     def ipc_restart(self) -> dict:
         log.warning("restart requested from the local CLI")

@@ -47,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as e:  # the file changed under old overrides: the file wins
             log.error("ignoring remote config overrides that no longer fit: %s", e)
     core = Core(cfg, store, notifier=Notifier(), ring=ring)
+    from .audio.player import Player
+    from .errors import DriverError
+
+    try:
+        core.player = Player(core)
+    except DriverError as e:  # a backend the config names but this box cannot load: say so, do not guess
+        log.error("%s", e)
+        return 2
     core.link = Link(cfg, core.post, boot_id=core.boot_id, areas=cfg["device"]["areas"])
     ipc = IpcServer(cfg["paths"]["socket"], core.post)
     try:

@@ -1,0 +1,338 @@
+"""The player: the core's owner of sound. Turns arbiter decisions into driver calls, relay sequencing,
+proof-of-play events and the final acks of `play` commands. Runs on the core thread only; slow work
+(TTS synthesis, hashing a cached file) runs on a worker thread that posts its result back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import drivers
+from drivers.audio import Audio, File, Stream
+
+from ..media import MediaCache, MediaError
+from . import tones
+from .amp import Amp
+from .arbiter import Action, Arbiter, Play
+from .quiet import active_window
+from .tts import Speaker, TtsError
+
+if TYPE_CHECKING:
+    from ..core import Core
+
+log = logging.getLogger("agent.player")
+
+
+class PlayError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class Player:
+    def __init__(self, core: Core):
+        self.core = core
+        cfg = core.cfg
+        self.cfg = cfg["audio"]
+        state = Path(cfg["paths"]["state_dir"])
+        self.cache = MediaCache(state / "cache")
+        self.speaker = Speaker(state / "tts")
+        self.arbiter = Arbiter()
+        self.tokens = itertools.count(1)
+        self.volume: int = core.store.get_json("audio_volume", self.cfg["default_volume"])
+        self.zone_volume: dict[str, int] = {z["name"]: z.get("volume", 100) for z in cfg["zones"]}
+        self.zone_volume.update(core.store.get_json("zone_volume", {}))
+        self.gpio = drivers.load("gpio", cfg["gpio"]["backend"])(cfg["gpio"])
+        self.amp = Amp(self.gpio, cfg["zones"], cfg["amp"], call_later=core.call_later, cancel=core.cancel,
+                       fault=self._fault)
+        self.audio: Audio = drivers.load("audio", self.cfg["backend"])(self.cfg, core.post)
+        self._timers: dict[int, Any] = {}  # token -> deadline timer
+
+    # --- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        """After READY: render tones and open the output, so the first emergency never waits."""
+        tones.warm_up()
+        self.audio.start()
+
+    def close(self) -> None:
+        for p in self.arbiter.all():
+            self._finish(p, "stopped", completed=False, note="agent stopping")
+        self.audio.close()
+        self.amp.all_off()
+        self.gpio.close()
+
+    # --- submitting ---------------------------------------------------------------------
+    def submit(self, play: Play) -> None:
+        """Check quiet hours, resolve the media (now, or on a worker), then hand it to the arbiter."""
+        window = active_window(self.core.cfg["quiet_hours"], self.core.clock(), self.core.cfg["device"]["tz"])
+        if window and play.level == "normal":
+            raise PlayError("quiet_hours", f"quiet hours {window['from']}-{window['to']}: normal programmes "
+                                           "do not play now")
+        kind = play.source.get("kind")
+        if kind == "tone":
+            play.media = tones.tone(play.source["name"], play.source.get("duration_s"))
+        elif kind == "stream":
+            play.media = Stream(play.source["urls"][0])
+            play.stream = {"index": 0, "rounds": 0, "got_audio": False}
+        if play.media is not None:
+            self._apply(self.arbiter.submit(play))
+            return
+        threading.Thread(target=self._resolve, args=(play,), name="media-resolve", daemon=True).start()
+
+    def _resolve(self, play: Play) -> None:
+        # A worker thread: only local reads and espeak-ng; the answer goes back through the core's queue.
+        try:
+            src = play.source
+            if src["kind"] == "tts":
+                media: Any = self.speaker.speak(src["text"], src.get("lang", "vi"))
+            else:
+                media = File(str(self.cache.verified(src["sha256"], src.get("size"))))
+            self.core.post(("call", lambda: self._resolved(play, media, None)))
+        except (MediaError, TtsError, OSError) as e:
+            error = (getattr(e, "code", "media_unavailable"), str(e))
+            self.core.post(("call", lambda: self._resolved(play, None, error)))
+
+    def _resolved(self, play: Play, media: Any, error: tuple[str, str] | None) -> None:
+        if error:
+            log.warning("[%s] cannot play: %s", play.id, error[1])
+            self.core.emit_event("media.rejected", {"id": play.id, "source": _brief(play.source), "code": error[0],
+                                                    "message": error[1]})
+            self._answer(play, "failed", error[0], error[1], {"completed": False, "reason": "failed"})
+            return
+        play.media = media
+        self._apply(self.arbiter.submit(play))
+
+    # --- arbiter actions -------------------------------------------------------------------
+    def _apply(self, actions: list[Action]) -> None:
+        for a in actions:
+            if a.kind == "start":
+                self._start(a.play)
+            elif a.kind == "suspend":
+                self._suspend(a.play)
+            elif a.kind == "end":
+                self._finish(a.play, a.reason, completed=False)
+
+    def _start(self, play: Play) -> None:
+        now = self.core.clock()
+        if play.deadline is not None and now >= play.deadline:
+            self._finish(play, "expired", completed=False, advance=True)
+            return
+        play.token = next(self.tokens)
+        wait = self.amp.engage(play.zones)
+        if wait > 0 and play.level != "emergency":
+            # The relay warms up first; an emergency does not wait (its siren's start covers the warm-up).
+            token = play.token
+            self.core.call_later(wait, lambda: self._begin(play) if play.token == token else None)
+        else:
+            self._begin(play)
+
+    def _begin(self, play: Play) -> None:
+        if self.arbiter.current is not play:
+            return
+        media = play.media
+        start = play.position_s if not isinstance(media, Stream) else 0.0
+        play.run_start_s = start
+        self.audio.play(play.token, media, start_s=start, gain=self._gain(play))
+
+    def _silence(self, play: Play) -> None:
+        """Stop the driver for this play and count what it played."""
+        pos = self.audio.stop(play.token)
+        if pos is not None:
+            self._count(play, pos)
+
+    def _count(self, play: Play, position_s: float) -> None:
+        play.played_s += max(0.0, position_s - play.run_start_s)
+        play.run_start_s = position_s
+        if not isinstance(play.media, Stream):
+            play.position_s = position_s
+
+    def _suspend(self, play: Play) -> None:
+        self._silence(play)
+        log.info("[%s] suspended at %.1f s by a higher level", play.id, play.position_s)
+
+    def _finish(self, play: Play, reason: str, *, completed: bool, note: str = "", advance: bool = False) -> None:
+        """End a play for good: silence it, release relays, proof of play, the final ack."""
+        if self.arbiter.current is play:
+            self._silence(play)
+        self.core.cancel(self._timers.pop(id(play), None))
+        self.amp.release(play.zones)
+        ended = self.core.clock()
+        seconds = round(play.played_s, 2)
+        if play.started_at is not None:
+            self.core.emit_event("play.end", {
+                **self._proof(play), "ended": ended, "seconds": seconds, "completed": completed, "reason": reason,
+                "plays": play.plays_done})
+        log.info("[%s] ended: %s%s", play.id, reason, f" ({note})" if note else "")
+        self._answer(play, "done", "ok", note or reason, {"completed": completed, "reason": reason,
+                                                          "seconds": seconds, "plays": play.plays_done})
+        if advance or self.arbiter.current is play:
+            self._apply(self.arbiter.ended(play))
+
+    def _answer(self, play: Play, status: str, code: str, message: str, result: dict) -> None:
+        if play.context is not None:
+            from ..commands import Result
+
+            self.core.complete(play.context, Result(status, code, message, result))
+
+    def _proof(self, play: Play) -> dict:
+        return {"id": play.id, "origin": play.origin, "title": play.title, "source": _brief(play.source),
+                "level": play.level, "zones": self.amp.names(play.zones), "started": play.started_at}
+
+    # --- what the driver reports (posted to the core) ---------------------------------------
+    def _current(self, token: int) -> Play | None:
+        cur = self.arbiter.current
+        return cur if cur is not None and cur.token == token else None
+
+    def on_started(self, token: int, t_first: float) -> None:
+        play = self._current(token)
+        if play is None:
+            return
+        if isinstance(play.media, Stream):
+            play.stream["got_audio"] = True
+            play.stream["rounds"] = 0
+        if play.started_at is None:
+            play.started_at = self.core.clock()
+            if play.duration_s is not None:
+                play.deadline = play.started_at + play.duration_s
+                self._timers[id(play)] = self.core.call_later(play.duration_s, lambda: self._window_over(play))
+            self.core.emit_event("play.start", self._proof(play))
+            log.info("[%s] playing %s at %s", play.id, _brief(play.source), play.level)
+
+    def _window_over(self, play: Play) -> None:
+        self._timers.pop(id(play), None)
+        if play in self.arbiter.all():
+            if self.arbiter.current is play:
+                self._finish(play, "finished", completed=True, note="duration reached")
+            else:
+                self._apply(self.arbiter.stop(lambda p: p is play, "expired"))
+
+    def on_ended(self, token: int, position_s: float, error: str | None) -> None:
+        play = self._current(token)
+        if play is None:
+            return
+        self._count(play, position_s)
+        if isinstance(play.media, Stream):
+            self._next_url(play, error or "the stream ended")
+            return
+        if error:
+            code = "device_fault" if error.startswith("device_fault") else "media_unavailable"
+            log.error("[%s] playback failed: %s", play.id, error)
+            self.amp.release(play.zones)
+            self._answer(play, "failed", code, error, {"completed": False, "reason": "failed"})
+            if play.started_at is not None:
+                self.core.emit_event("play.end", {**self._proof(play), "ended": self.core.clock(),
+                                                  "completed": False, "reason": "failed", "error": error})
+            self._apply(self.arbiter.ended(play))
+            return
+        play.plays_done += 1
+        if play.plays_done < play.repeat:
+            play.position_s = 0.0
+            play.token = next(self.tokens)
+            self._begin(play)
+            return
+        self._finish(play, "finished", completed=True)
+
+    def on_stalled(self, token: int, position_s: float) -> None:
+        play = self._current(token)
+        if play is not None and isinstance(play.media, Stream):
+            self._next_url(play, f"no audio for {self.cfg['stall_s']:g} s")
+
+    def _next_url(self, play: Play, why: str) -> None:
+        st = play.stream
+        urls = play.source["urls"]
+        self._silence(play)
+        log.warning("[%s] stream %s failed: %s", play.id, urls[st["index"]], why)
+        st["index"] = (st["index"] + 1) % len(urls)
+        if st["index"] == 0:
+            st["rounds"] += 1
+        # Give up after stream_rounds rounds in which no URL gave audio; a window (duration_s) keeps trying
+        # only once the stream had played.
+        if st["rounds"] >= self.cfg["stream_rounds"] and (play.duration_s is None or not st["got_audio"]):
+            self.core.faults.raise_("stream_down", f"no URL of stream {play.id} answers")
+            self._answer(play, "failed", "media_unavailable", f"no stream URL worked: {why}",
+                         {"completed": False, "reason": "failed"})
+            self.amp.release(play.zones)
+            if play.started_at is not None:
+                self.core.emit_event("play.end", {**self._proof(play), "ended": self.core.clock(),
+                                                  "completed": False, "reason": "failed", "error": why})
+            self.core.cancel(self._timers.pop(id(play), None))
+            self._apply(self.arbiter.ended(play))
+            return
+        play.media = Stream(urls[st["index"]])
+        play.token = next(self.tokens)
+        delay = 0.0 if st["index"] else min(30.0, self.cfg["retry_s"] * 2 ** (st["rounds"] - 1))
+        token = play.token
+        self.core.call_later(delay, lambda: self._begin(play) if play.token == token else None)
+
+    def on_device(self, ok: bool, message: str) -> None:
+        self._fault("audio_device", None if ok else message)
+
+    def _fault(self, code: str, message: str | None) -> None:
+        if message is None:
+            self.core.faults.clear(code)
+        else:
+            self.core.faults.raise_(code, message)
+
+    # --- commands ----------------------------------------------------------------------
+    def stop(self, *, id: str | None = None, level: str | None = None) -> int:
+        if id is not None:
+            pred: Callable[[Play], bool] = lambda p: p.id == id  # noqa: E731
+        elif level is not None:
+            pred = lambda p: p.level == level  # noqa: E731
+        else:
+            pred = lambda p: p.level != "emergency"  # noqa: E731
+        actions = self.arbiter.stop(pred)
+        ended = [a for a in actions if a.kind == "end"]
+        for a in ended:
+            self._finish(a.play, "stopped", completed=False)
+        self._apply([a for a in actions if a.kind != "end"])
+        return len(ended)
+
+    def set_volume(self, volume: int, zones: list[str] | None) -> None:
+        if zones:
+            for z in self.amp.names(zones):
+                self.zone_volume[z] = volume
+            self.core.store.put_json("zone_volume", self.zone_volume)
+        else:
+            self.volume = volume
+            self.core.store.put_json("audio_volume", volume)
+        cur = self.arbiter.current
+        if cur is not None:
+            self.audio.set_gain(cur.token, self._gain(cur))
+
+    def effective_volume(self, play: Play) -> int:
+        v = min(play.volume if play.volume is not None else self.volume, self.cfg["max_volume"])
+        window = active_window(self.core.cfg["quiet_hours"], self.core.clock(), self.core.cfg["device"]["tz"])
+        if window and play.level == "priority":
+            v = min(v, window["max_volume"])
+        zones = self.amp.names(play.zones)
+        return round(v * max(self.zone_volume.get(z, 100) for z in zones) / 100) if zones else v
+
+    def _gain(self, play: Play) -> float:
+        return (self.effective_volume(play) / 100) ** 2  # roughly perceptual: 50 sounds about half as loud
+
+    def state(self) -> dict:
+        cur = self.arbiter.current
+        playing = None
+        if cur is not None:
+            playing = {**cur.summary(), "volume": self.effective_volume(cur), "zones": self.amp.names(cur.zones)}
+        return {
+            "state": "idle" if cur is None else "alert" if cur.level == "emergency" else "playing",
+            "playing": playing,
+            "volume": {"default": self.volume, "max": self.cfg["max_volume"], "zones": dict(self.zone_volume)},
+            "amp": self.amp.state(),
+            "queued": len(self.arbiter.all()) - (1 if cur else 0),
+        }
+
+
+def _brief(source: dict) -> dict:
+    """The source as proof of play records it (no long texts)."""
+    out = {k: v for k, v in source.items() if k in ("kind", "name", "sha256", "url", "urls", "lang")}
+    if "text" in source:
+        out["text"] = source["text"][:80]
+    return out

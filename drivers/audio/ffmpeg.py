@@ -1,0 +1,64 @@
+"""A track decoded by an ffmpeg subprocess (files and HTTP/HLS/RTSP streams) into raw PCM on a pipe."""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import subprocess
+
+from .base import CHANNELS, RATE, Track
+
+FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+
+
+class FfmpegTrack(Track):
+    def __init__(self, source: str, start_s: float = 0.0, *, stream: bool = False, timeout_s: float = 10.0):
+        super().__init__(start_s)
+        args = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error"]
+        if stream:
+            # Give up on a dead socket after timeout_s; the core then moves to the next URL.
+            args += ["-rw_timeout", str(int(timeout_s * 1e6))]
+        if start_s > 0 and not stream:
+            args += ["-ss", f"{start_s:.3f}"]
+        args += ["-i", source, "-vn", "-f", "s16le", "-acodec", "pcm_s16le", "-ac", str(CHANNELS), "-ar", str(RATE),
+                 "pipe:1"]
+        try:
+            self.proc: subprocess.Popen | None = subprocess.Popen(args, stdout=subprocess.PIPE,
+                                                                  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        except OSError as e:
+            self.proc = None
+            self.error = f"cannot start ffmpeg: {e}"
+        self._buf = b""
+
+    def read(self, n: int, timeout: float) -> bytes | None:
+        if self.proc is None:
+            return None
+        out = self.proc.stdout
+        assert out is not None
+        while len(self._buf) < n:
+            ready, _, _ = select.select([out], [], [], timeout if not self._buf else 0)
+            if not ready:
+                break
+            data = os.read(out.fileno(), max(n, 65536))
+            if not data:
+                if self._buf:
+                    break
+                self._finish()
+                return None
+            self._buf += data
+        n = min(n, len(self._buf)) // 4 * 4
+        chunk, self._buf = self._buf[:n], self._buf[n:]
+        return chunk
+
+    def _finish(self) -> None:
+        assert self.proc is not None
+        rc = self.proc.wait()
+        if rc != 0 and self.error is None:
+            err = (self.proc.stderr.read() if self.proc.stderr else b"").decode(errors="replace").strip()
+            self.error = err.splitlines()[-1] if err else f"ffmpeg exited with {rc}"
+
+    def close(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

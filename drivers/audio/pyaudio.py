@@ -1,0 +1,19 @@
+"""`pyaudio` backend: PortAudio output; files and streams decoded by ffmpeg (what pydub uses too)."""
+
+from __future__ import annotations
+
+from .base import Audio, File, Output, Stream, Track
+from .ffmpeg import FfmpegTrack
+from .portaudio import PortAudioOutput
+
+
+class Backend(Audio):
+    name = "pyaudio"
+
+    def make_output(self) -> Output:
+        return PortAudioOutput(self.cfg["device"])
+
+    def decode(self, media: File | Stream, start_s: float) -> Track:
+        if isinstance(media, Stream):
+            return FfmpegTrack(media.url, start_s, stream=True, timeout_s=self.cfg["stall_s"])
+        return FfmpegTrack(media.path, start_s)
