@@ -9,6 +9,7 @@ import pytest
 from agentproc import Agent
 from mosquitto import Mosquitto
 from province import Province
+from tap import Tap
 
 from agent import console
 
@@ -61,3 +62,36 @@ def agent(make_agent: Callable[..., Agent], province: Province) -> Agent:
     a = make_agent().start()
     province.status("online", after=mark)
     return a
+
+
+def audio_config(backend: str = "pyaudio", **extra: object) -> dict:
+    """Fast-reacting audio settings for tests; `extra` adds or overrides config sections."""
+    cfg: dict = {"audio": {"backend": backend, "stall_s": 1.5, "retry_s": 0.2, "stream_rounds": 2},
+                 "amp": {"warmup_s": 0.2, "hold_s": 1.5}}
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    return cfg
+
+
+@pytest.fixture
+def tap(tmp_path: Path) -> Iterator[Tap]:
+    """The agent's ALSA default PCM, captured (real time, via pv)."""
+    t = Tap(tmp_path / "home")
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def start_audio_agent(make_agent: Callable[..., Agent], province: Province, tap: Tap, tmp_path: Path):
+    """Start a connected agent whose audio goes to the tap and whose sim GPIO logs to gpio.jsonl."""
+    def start(backend: str = "pyaudio", config: dict | None = None, **extra: object) -> Agent:
+        cfg = config or audio_config(backend, **extra)
+        cfg.setdefault("gpio", {})["sim_log"] = str(tmp_path / "gpio.jsonl")
+        mark = province.mark()
+        agent = make_agent(config=cfg).start(**tap.env)
+        province.status("online", after=mark)
+        return agent
+    return start

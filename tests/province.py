@@ -120,6 +120,12 @@ class Province:
                          and r.payload.get("id") == jti and (not final or r.payload.get("status") in FINAL),
                          timeout, after).payload
 
+    def done(self, jti: str, timeout: float = 30.0, **kw: Any) -> dict:
+        """The final ack, which must be `done`."""
+        ack = self.ack(jti, timeout=timeout, **kw)
+        assert ack["status"] == "done", ack
+        return ack
+
     def acks(self, jti: str | None, device: str = "GL-0001") -> list[dict]:
         with self.cond:
             return [r.payload for r in self.received if r.kind == "ack" and r.device == device

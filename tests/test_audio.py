@@ -5,75 +5,19 @@ The contract tests run against both decoding backends (`vlc` and `pyaudio`).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import subprocess
 import threading
 import time
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from agentproc import eventually
-from tap import Tap, active_seconds, first_active_offset, last_active_offset, runs, total
+from media_files import cache_file, sine_file
+from tap import active_seconds, first_active_offset, last_active_offset, runs, total
 
 BACKENDS = ["vlc", "pyaudio"]
-
-
-def audio_config(backend: str, **extra) -> dict:
-    cfg = {"audio": {"backend": backend, "stall_s": 1.5, "retry_s": 0.2, "stream_rounds": 2},
-           "amp": {"warmup_s": 0.2, "hold_s": 1.5}}
-    for k, v in extra.items():
-        cfg.setdefault(k, {}).update(v) if isinstance(v, dict) and k in cfg else cfg.__setitem__(k, v)
-    return cfg
-
-
-@pytest.fixture
-def tap(tmp_path):
-    t = Tap(tmp_path / "home")
-    yield t
-    t.close()
-
-
-@pytest.fixture
-def start_audio_agent(make_agent, province, tap, tmp_path):
-    def start(backend: str = "pyaudio", **extra):
-        cfg = audio_config(backend, **extra)
-        cfg.setdefault("gpio", {})["sim_log"] = str(tmp_path / "gpio.jsonl")
-        mark = province.mark()
-        agent = make_agent(config=cfg).start(**tap.env)
-        province.status("online", after=mark)
-        return agent
-    return start
-
-
-def sine_file(path: Path, *segments: tuple[int, float]) -> Path:
-    """An MP3 of consecutive sine segments (freq Hz, seconds)."""
-    inputs = []
-    for f, d in segments:
-        inputs += ["-f", "lavfi", "-i", f"sine=frequency={f}:duration={d}:sample_rate=48000"]
-    n = len(segments)
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", *inputs, "-filter_complex",
-                    "".join(f"[{i}:a]" for i in range(n)) + f"concat=n={n}:v=0:a=1,volume=0.5", "-ac", "2",
-                    "-b:a", "128k", str(path)], check=True)
-    return path
-
-
-def cache_file(agent, src: Path) -> dict:
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    cache = agent.state_dir / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    shutil.copy(src, cache / digest)
-    return {"kind": "file", "url": f"https://media.example/{src.name}", "sha256": digest}
-
-
-def done(province, jti, timeout=30.0) -> dict:
-    ack = province.ack(jti, timeout=timeout)
-    assert ack["status"] == "done", ack
-    return ack
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -81,7 +25,7 @@ def test_test_tone_is_1khz_for_its_duration(start_audio_agent, province, tap, ba
     start_audio_agent(backend)
     jti = province.send("play", {"source": {"kind": "tone", "name": "test", "duration_s": 2}, "volume": 100})
     assert province.ack(jti, final=False)["status"] == "accepted"
-    ack = done(province, jti)
+    ack = province.done(jti)
     assert ack["result"]["completed"] is True and ack["result"]["reason"] == "finished"
     rs = tap.wait_for(lambda rs: total(rs, 1000) >= 1.9 and rs)
     assert 1.9 <= total(rs, 1000) <= 2.1, rs
@@ -96,7 +40,7 @@ def test_tts_speaks_vietnamese_of_plausible_length(start_audio_agent, province, 
     start_audio_agent("pyaudio")
     text = "Xin chào bà con. Đây là bản tin thử nghiệm của xã."
     jti = province.send("play", {"source": {"kind": "tts", "text": text, "lang": "vi"}, "level": "priority"})
-    done(province, jti)
+    province.done(jti)
     spoken = tap.wait_for(lambda rs: active_seconds(tap.left()) >= 1.5 and active_seconds(tap.left()))
     assert 1.5 <= spoken <= 12, spoken
     freqs = {round(r.freq, -2) for r in runs(tap.left(), tolerance=0.2)}
@@ -112,7 +56,7 @@ def test_relay_on_before_first_sample_and_off_after_hold(start_audio_agent, prov
     start_audio_agent("pyaudio")
     mark = tap.mark()
     jti = province.send("play", {"source": {"kind": "tone", "name": "test", "duration_s": 1}})
-    done(province, jti)
+    province.done(jti)
     changes = eventually(lambda: [c for c in gpio_log(tmp_path)[1:] if c["pin"] == 17][:2]
                          if len([c for c in gpio_log(tmp_path)[1:] if c["pin"] == 17]) >= 2 else None,
                          timeout=10, what="relay on then off")
@@ -138,7 +82,7 @@ def test_priority_and_emergency_preempt_then_normal_resumes(start_audio_agent, p
     emergency = province.send("play", {"source": {"kind": "tone", "name": "siren", "duration_s": 2},
                                        "level": "emergency", "volume": 100})
     for jti in (emergency, priority, normal):
-        assert done(province, jti, timeout=40)["result"]["completed"] is True
+        assert province.done(jti, timeout=40)["result"]["completed"] is True
     rs = tap.wait_for(lambda rs: total(rs, 800) >= 1.7 and rs)
     seq = [min((400, 1000, 650, 900, 600, 800), key=lambda f: abs(f - r.freq)) for r in rs]
     collapsed = [f for i, f in enumerate(seq) if i == 0 or f != seq[i - 1]]
@@ -198,7 +142,7 @@ def test_stalled_stream_fails_over_to_the_next_url(start_audio_agent, province, 
     jti = province.send("play", {"source": {"kind": "stream", "urls": [f"http://127.0.0.1:{port}/a.mp3",
                                                                        f"http://127.0.0.1:{port}/b.mp3"]},
                                  "duration_s": 7, "volume": 100})
-    ack = done(province, jti, timeout=40)
+    ack = province.done(jti, timeout=40)
     assert ack["result"]["reason"] == "finished"
     rs = tap.wait_for(lambda rs: total(rs, 700) >= 1.0 and rs)
     assert total(rs, 500) >= 1.0 and total(rs, 700) >= 1.0, rs
@@ -212,9 +156,9 @@ def test_unreachable_stream_fails_and_the_box_stays_healthy(start_audio_agent, p
     jti = province.send("play", {"source": {"kind": "stream", "urls": [f"http://127.0.0.1:{free_port()}/live"]}})
     ack = province.ack(jti, timeout=30)
     assert (ack["status"], ack["code"]) == ("failed", "media_unavailable"), ack
-    st = done(province, province.send("status.get"))
+    st = province.done(province.send("status.get"))
     assert "stream_down" in st["result"]["faults"] and st["result"]["state"] == "idle"
-    done(province, province.send("play", {"source": {"kind": "tone", "name": "chime"}}))
+    province.done(province.send("play", {"source": {"kind": "tone", "name": "chime"}}))
 
 
 def test_quiet_hours_refuse_normal_but_not_emergency(start_audio_agent, province, tap):
@@ -228,7 +172,7 @@ def test_quiet_hours_refuse_normal_but_not_emergency(start_audio_agent, province
     assert [a["status"] for a in province.acks(jti)] == ["rejected"]
     siren = province.send("play", {"source": {"kind": "tone", "name": "siren", "duration_s": 1},
                                    "level": "emergency", "volume": 100})
-    done(province, siren)
+    province.done(siren)
     rs = tap.wait_for(lambda rs: total(rs, 650) + total(rs, 900) >= 0.8 and rs)
     assert total(rs, 650) > 0.3 and total(rs, 900) > 0.3
 
@@ -253,9 +197,9 @@ def test_stop_by_id_and_heartbeat_reports_playing(start_audio_agent, province, t
     jti = province.send("play", {"source": {"kind": "tone", "name": "test", "duration_s": 30},
                                  "level": "priority", "title": "thử loa"})
     tap.wait_for(lambda rs: total(rs, 1000) >= 0.3)
-    st = done(province, province.send("status.get"))["result"]
+    st = province.done(province.send("status.get"))["result"]
     assert st["state"] == "playing" and st["playing"]["id"] == jti and st["playing"]["title"] == "thử loa"
     assert st["amp"]["on"] is True and st["volume"]["default"] == 80
-    done(province, province.send("stop", {"id": jti}))
-    ack = done(province, jti)
+    province.done(province.send("stop", {"id": jti}))
+    ack = province.done(jti)
     assert ack["result"]["completed"] is False and ack["result"]["reason"] == "stopped"
