@@ -104,6 +104,13 @@ def cmd_status(args: argparse.Namespace, path: str) -> int:
                   "mqtt.password_file or the client certificate")
         print(f"  last heartbeat: {st['last_heartbeat_at'] or 'none sent yet'}")
         print(f"  outbox:         {st['outbox_pending']} message(s) waiting for the broker")
+        audio = st.get("audio")
+        if audio:
+            p = audio["playing"]
+            what = f"{audio['state']} {p['level']} {p['title'] or p['kind']!r} at volume {p['volume']}" if p \
+                else "idle"
+            amp = ", ".join(f"{z} {'on' if on else 'off'}" for z, on in audio["amp"]["zones"].items())
+            print(f"  audio:          {what}; {audio['queued']} waiting; amplifier {amp}")
         faults = ", ".join(f"{f['code']} ({f['message']})" for f in st["faults"]) or "none"
         print(f"  faults:         {faults}")
         s = hb["sys"]

@@ -23,7 +23,7 @@ def test_every_example_is_valid_json():
     assert {"command", "ack-rejected", "ack-done", "config.set", "status", "heartbeat", "event"} <= examples().keys()
 
 
-@pytest.mark.parametrize("name", ["command", "config.set"])
+@pytest.mark.parametrize("name", ["command", "config.set", "play-emergency"])
 def test_command_examples_pass_the_envelope_and_params_schemas(name):
     claims = CLAIMS.check(examples()[name], "")
     REGISTRY.get(claims["type"]).check(claims["params"])
@@ -54,3 +54,12 @@ def test_heartbeat_example_has_the_real_heartbeats_fields(make_agent):
     doc = examples()["heartbeat"]
     assert doc.keys() == real.keys()
     assert doc["sys"].keys() == real["sys"].keys() and doc["net"].keys() == real["net"].keys()
+
+
+def test_play_end_example_has_the_players_fields():
+    from agent.audio.arbiter import Play
+    from agent.audio.player import proof_of_play
+
+    proof = proof_of_play(Play(id="a7", source={"kind": "tone", "name": "siren"}, started_at=1.0), ["main"])
+    doc = examples()["play.end"]["data"]
+    assert set(proof) | {"ended", "seconds", "completed", "reason", "plays"} == set(doc)

@@ -180,8 +180,7 @@ class Player:
             self.core.complete(play.context, Result(status, code, message, result))
 
     def _proof(self, play: Play) -> dict:
-        return {"id": play.id, "origin": play.origin, "title": play.title, "source": _brief(play.source),
-                "level": play.level, "zones": self.amp.names(play.zones), "started": play.started_at}
+        return proof_of_play(play, self.amp.names(play.zones))
 
     # --- what the driver reports (posted to the core) ---------------------------------------
     def _current(self, token: int) -> Play | None:
@@ -328,6 +327,12 @@ class Player:
             "amp": self.amp.state(),
             "queued": len(self.arbiter.all()) - (1 if cur else 0),
         }
+
+
+def proof_of_play(play: Play, zones: list[str]) -> dict:
+    """What play.start says (play.end adds ended, seconds, completed, reason, plays)."""
+    return {"id": play.id, "origin": play.origin, "title": play.title, "source": _brief(play.source),
+            "level": play.level, "zones": zones, "started": play.started_at}
 
 
 def _brief(source: dict) -> dict:
