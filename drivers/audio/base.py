@@ -84,6 +84,19 @@ class Track(ABC):
         """Release decoders; called from the sink thread when the track is left."""
 
 
+class BufferedTrack(Track):
+    """A track fed in pieces of any size (a pipe, VLC's callbacks), handed out in whole frames."""
+
+    def __init__(self, start_s: float = 0.0):
+        super().__init__(start_s)
+        self._buf = b""
+
+    def _take(self, n: int) -> bytes:
+        n = min(n, len(self._buf)) // 4 * 4
+        chunk, self._buf = self._buf[:n], self._buf[n:]
+        return chunk
+
+
 class PcmTrack(Track):
     def __init__(self, pcm: Pcm, start_s: float = 0.0):
         super().__init__(start_s)

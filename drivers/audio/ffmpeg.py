@@ -7,12 +7,12 @@ import select
 import shutil
 import subprocess
 
-from .base import CHANNELS, RATE, Track
+from .base import CHANNELS, RATE, BufferedTrack
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
 
-class FfmpegTrack(Track):
+class FfmpegTrack(BufferedTrack):
     def __init__(self, source: str, start_s: float = 0.0, *, stream: bool = False, timeout_s: float = 10.0):
         super().__init__(start_s)
         args = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error"]
@@ -29,7 +29,6 @@ class FfmpegTrack(Track):
         except OSError as e:
             self.proc = None
             self.error = f"cannot start ffmpeg: {e}"
-        self._buf = b""
 
     def read(self, n: int, timeout: float) -> bytes | None:
         if self.proc is None:
@@ -47,9 +46,7 @@ class FfmpegTrack(Track):
                 self._finish()
                 return None
             self._buf += data
-        n = min(n, len(self._buf)) // 4 * 4
-        chunk, self._buf = self._buf[:n], self._buf[n:]
-        return chunk
+        return self._take(n)
 
     def _finish(self) -> None:
         assert self.proc is not None

@@ -11,7 +11,7 @@ import ctypes
 import queue
 import threading
 
-from .base import CHANNELS, RATE, Audio, File, Output, Stream, Track
+from .base import CHANNELS, RATE, Audio, BufferedTrack, File, Output, Stream, Track
 from .portaudio import PortAudioOutput
 
 _END = None
@@ -23,13 +23,12 @@ def _vlc():  # python-vlc loads libVLC: only on the first file or stream, not at
     return vlc
 
 
-class VlcTrack(Track):
+class VlcTrack(BufferedTrack):
     def __init__(self, instance: object, mrl: str, start_s: float, *, network_timeout_s: float):
         super().__init__(start_s)
         vlc = _vlc()
         self.q: queue.Queue[bytes | None] = queue.Queue(maxsize=64)  # ~1 s ahead; VLC waits when it is full
         self._closed = threading.Event()
-        self._buf = b""
         self.player = instance.media_player_new()  # type: ignore[attr-defined]
         # ctypes callbacks must stay referenced as long as VLC may call them.
         self._play_cb = vlc.CallbackDecorators.AudioPlayCb(self._on_samples)
@@ -80,9 +79,7 @@ class VlcTrack(Track):
                     break
                 return None
             self._buf += data
-        n = min(n, len(self._buf)) // 4 * 4
-        chunk, self._buf = self._buf[:n], self._buf[n:]
-        return chunk
+        return self._take(n)
 
     def close(self) -> None:
         self._closed.set()
