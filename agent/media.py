@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -66,6 +65,8 @@ class MediaCache:
 
     def add_file(self, src: Path) -> str:
         """Copy a local file into the cache (atomically, under its digest); returns the digest."""
+        import tempfile  # rare path: not loaded at start (RSS)
+
         self.dir.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".incoming-")

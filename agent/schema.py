@@ -6,7 +6,6 @@ field the same way (`section.key: must be ...`).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -196,5 +195,7 @@ def type_name(value: Any) -> str:
 
 
 def did_you_mean(word: str, choices: Any) -> str:
+    import difflib  # only when something is misspelt
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -42,6 +42,7 @@ class Player:
         state = Path(cfg["paths"]["state_dir"])
         self.cache = MediaCache(state / "cache")
         self.speaker = Speaker(state / "tts")
+        tones.use_cache(state / "tones")
         self.arbiter = Arbiter()
         self.tokens = itertools.count(1)
         self.volume: int = core.store.get_json("audio_volume", self.cfg["default_volume"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from zoneinfo import ZoneInfo
 
 
 def _t(hhmm: str) -> time:
@@ -13,6 +12,10 @@ def _t(hhmm: str) -> time:
 
 def active_window(windows: list[dict], now: float, tz: str) -> dict | None:
     """The window containing `now` (Unix seconds), if any; windows may wrap past midnight."""
+    if not windows:
+        return None
+    from zoneinfo import ZoneInfo
+
     local = datetime.fromtimestamp(now, ZoneInfo(tz)).time()
     for w in windows:
         start, end = _t(w["from"]), _t(w["to"])

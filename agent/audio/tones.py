@@ -7,13 +7,23 @@
 
 from __future__ import annotations
 
+import os
 import warnings
-from functools import cache
+from pathlib import Path
 
 from drivers.audio import Pcm
 from drivers.audio.base import CHANNELS, RATE
 
 NAMES = ("siren", "chime", "test")
+VERSION = 1  # bump when a tone's design changes, so cached renders are redone
+_cycles: dict[str, bytes] = {}
+_dir: Path | None = None
+
+
+def use_cache(directory: Path) -> None:
+    """Keep rendered cycles on disk too: later starts read them back without importing pydub (RSS)."""
+    global _dir
+    _dir = Path(directory)
 
 
 def _segment(freq: float, ms: int, volume_db: float):
@@ -23,9 +33,23 @@ def _segment(freq: float, ms: int, volume_db: float):
     return Sine(freq, sample_rate=RATE, bit_depth=16).to_audio_segment(duration=ms, volume=volume_db)
 
 
-@cache
 def cycle(name: str) -> bytes:
     """One cycle of a tone as S16LE stereo 48 kHz; looped to any duration by the sink."""
+    if name not in _cycles:
+        path = _dir / f"{name}.v{VERSION}.pcm" if _dir else None
+        if path and path.exists():
+            _cycles[name] = path.read_bytes()
+        else:
+            _cycles[name] = render(name)
+            if path:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_bytes(_cycles[name])
+                os.replace(tmp, path)
+    return _cycles[name]
+
+
+def render(name: str) -> bytes:
     if name == "siren":
         seg = _segment(650, 450, -4).fade_in(5).fade_out(5) + _segment(900, 450, -4).fade_in(5).fade_out(5)
     elif name == "chime":

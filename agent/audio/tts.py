@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import subprocess
-import tempfile
-import wave
 from pathlib import Path
 
 from drivers.audio import Pcm
@@ -38,14 +34,17 @@ class EspeakNg(Engine):
     VOICES = {"vi": "vi", "vi-vn": "vi", "en": "en"}
 
     def __init__(self, rate_wpm: int = 150):
-        self.exe = shutil.which("espeak-ng")
         self.rate = rate_wpm
 
     def render(self, text: str, lang: str, out: Path) -> None:
-        if not self.exe:
+        import shutil
+        import subprocess
+
+        exe = shutil.which("espeak-ng")
+        if not exe:
             raise TtsError("espeak-ng is not installed (apt-get install espeak-ng)")
         voice = self.VOICES.get(lang.lower(), lang)
-        proc = subprocess.run([self.exe, "-v", voice, "-s", str(self.rate), "-w", str(out), "--stdin"],
+        proc = subprocess.run([exe, "-v", voice, "-s", str(self.rate), "-w", str(out), "--stdin"],
                               input=text.encode(), capture_output=True, timeout=120)
         if proc.returncode != 0 or not out.exists():
             raise TtsError(f"espeak-ng failed: {proc.stderr.decode(errors='replace').strip()[:200]}")
@@ -68,6 +67,8 @@ class Speaker:
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"{self.key(text, lang)}.wav"
         if not path.exists():
+            import tempfile  # speech is rendered rarely: keep these out of the idle agent (RSS)
+
             fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
             os.close(fd)
             try:
@@ -81,6 +82,8 @@ class Speaker:
 
 def load_wav(path: Path) -> Pcm:
     """A WAV as S16LE stereo 48 kHz, converted with pydub when it is not already."""
+    import wave
+
     with wave.open(str(path), "rb") as w:
         if (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (RATE, CHANNELS, 2):
             return Pcm(w.readframes(w.getnframes()))

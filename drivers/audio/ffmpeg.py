@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 import select
-import shutil
-import subprocess
 
 from .base import CHANNELS, RATE, BufferedTrack
-
-FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
 
 class FfmpegTrack(BufferedTrack):
     def __init__(self, source: str, start_s: float = 0.0, *, stream: bool = False, timeout_s: float = 10.0):
+        import subprocess  # loaded with the first file or stream, not at start (RSS)
+
         super().__init__(start_s)
-        args = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error"]
+        args = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
         if stream:
             # Give up on a dead socket after timeout_s; the core then moves to the next URL.
             args += ["-rw_timeout", str(int(timeout_s * 1e6))]
