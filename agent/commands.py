@@ -131,6 +131,11 @@ def play(core: Core, msg: Message, params: dict) -> None:
     return None
 
 
+@REGISTRY.command("schedule", Obj({}, extra=True))
+def schedule(core: Core, msg: Message, params: dict) -> Result:
+    return core.scheduler.apply(msg)
+
+
 @REGISTRY.command("stop", Obj({"id": Str(min_len=1, max_len=128, optional=True),
                               "level": Str(choices=LEVELS, optional=True)}))
 def stop(core: Core, msg: Message, params: dict) -> Result:

@@ -116,6 +116,13 @@ SCHEMA = Obj({
     }),
     "display": Obj({"backend": Str(choices=DISPLAY_BACKENDS, default="none"), "png_dir": Str(optional=True)}),
     "quiet_hours": _quiet_hours(default=list),
+    "schedule": Obj({
+        "late_grace_s": Num(min=0, max=86400, default=300.0),
+    }),
+    "cache": Obj({
+        "max_mb": Int(min=1, max=1024 * 1024, default=2048),
+        "prefetch_hours": Num(min=0, max=24 * 30, default=48.0),
+    }),
     "log": Obj({
         "level": Str(choices=("debug", "info", "warning", "error"), default="info"),
         "buffer_lines": Int(min=10, max=100000, default=2000),

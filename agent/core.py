@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .ipc import Reply
     from .link import Link
     from .logbuffer import RingHandler
+    from .scheduler import Scheduler
     from .sdnotify import Notifier
     from .store import Store
 
@@ -57,6 +58,7 @@ class Core:
         self.faults = Faults(self.emit_event)
         self.link: Link | None = None
         self.player: Player = None  # type: ignore[assignment]  # set by the daemon (drivers load there)
+        self.scheduler: Scheduler = None  # type: ignore[assignment]
         self._awaiting_accept: set[str] = set()  # long commands whose `accepted` is not written yet
         self.q: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
@@ -160,6 +162,8 @@ class Core:
         self.call_later(0, self.envelope.warm_up)
         if self.player is not None:
             self.player.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
         interval = self.notifier.watchdog_interval() if self.notifier else None
         if interval:
             self.every(lambda: interval, self._watchdog)
@@ -228,6 +232,15 @@ class Core:
             msg = self.envelope.open(payload, now=self.clock(), floor=self.store.time_floor(),
                                      areas=self.cfg["device"]["areas"], schedule=kind == "schedule")
             msg.topic = topic
+            if (kind == "schedule") != (msg.type == "schedule"):
+                raise Rejection("bad_schema", "type: schedule documents go on schedule topics, commands on cmd "
+                                "topics", jti=msg.jti, type_=msg.type)
+            if kind == "schedule":
+                # Retained and redelivered by design: `version` is the replay guard here, not the jti.
+                self.store.raise_floor(msg.iat)
+                self._execute(self.registry.get("schedule"), msg, msg.params)
+                ack()
+                return
             if self.store.seen(msg.jti):
                 if dup and self.store.in_inbox(msg.jti):
                     log.info("[%s] redelivered by the broker; already recorded", msg.jti)
@@ -344,7 +357,7 @@ class Core:
             "device_id": self.device_id, "seq": self.hb_seq, "at": rfc3339(self.clock()), "boot_id": self.boot_id,
             "uptime_s": round(time.monotonic() - self.started, 1), "agent_version": __version__,
             **self._audio_state(),
-            "schedule_versions": self.store.get_json("schedule_versions", {}), "next_item": None,
+            **(self.scheduler.state() if self.scheduler else {"schedule_versions": {}, "next_item": None}),
             "cache": None, "outbox_pending": self.store.outbox_count(),
             "sys": self.health.sys_sample(), "net": self.health.net(), "clock_synced": self.health.clock_synced(),
             "sensors": {}, "faults": self.faults.codes(), "capabilities": list(dev["capabilities"]),
@@ -380,6 +393,8 @@ class Core:
             log.info("config %s set remotely to %s", key, json.dumps(value, ensure_ascii=False))
         if "device.areas" in changes and self.link is not None:
             self.link.set_areas(self.cfg["device"]["areas"])
+        if "device.areas" in changes and self.scheduler is not None:
+            self.scheduler.areas_changed()
         if "device.heartbeat_s" in changes:
             self._schedule_heartbeat()
 
@@ -466,6 +481,9 @@ class Core:
         Path(path).stat()  # a missing or unreadable file is the technician's error now, not later
         threading.Thread(target=work, daemon=True).start()
         return {"id": play_id, "queued": path}
+
+    def ipc_schedule(self, hours: float = 24) -> dict:
+        return {"upcoming": self.scheduler.upcoming(float(hours)), **self.scheduler.state()}
 
     def ipc_stop(self, level: str | None = None) -> dict:
         return {"stopped": self.player.stop(level=level)}

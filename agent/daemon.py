@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except DriverError as e:  # a backend the config names but this box cannot load: say so, do not guess
         log.error("%s", e)
         return 2
+    from .scheduler import Scheduler
+
+    core.scheduler = Scheduler(core)
     core.link = Link(cfg, core.post, boot_id=core.boot_id, areas=cfg["device"]["areas"])
     ipc = IpcServer(cfg["paths"]["socket"], core.post)
     try:

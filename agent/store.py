@@ -119,6 +119,10 @@ class Store:
             db.execute("ROLLBACK")
             raise
 
+    def raise_floor(self, iat: int) -> None:
+        self.db.execute("INSERT INTO kv (key, value) VALUES ('time_floor', ?) ON CONFLICT(key) DO UPDATE "
+                        "SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))", (str(iat),))
+
     def unfinished(self) -> list[tuple[str, str, dict]]:
         rows = self.db.execute("SELECT jti, topic, claims FROM inbox ORDER BY received").fetchall()
         return [(jti, topic, json.loads(claims)) for jti, topic, claims in rows]

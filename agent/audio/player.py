@@ -197,9 +197,11 @@ class Player:
             play.stream["rounds"] = 0
         if play.started_at is None:
             play.started_at = self.core.clock()
-            if play.duration_s is not None:
-                play.deadline = play.started_at + play.duration_s
-                self._timers[id(play)] = self.core.call_later(play.duration_s, lambda: self._window_over(play))
+            if play.duration_s is not None and play.deadline is None:
+                play.deadline = play.started_at + play.duration_s  # a command's window opens at its first sample
+            if play.deadline is not None:  # a schedule slot's window was fixed by the schedule
+                self._timers[id(play)] = self.core.call_later(max(0.0, play.deadline - play.started_at),
+                                                              lambda: self._window_over(play))
             self.core.emit_event("play.start", self._proof(play))
             log.info("[%s] playing %s at %s", play.id, _brief(play.source), play.level)
 

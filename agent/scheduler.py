@@ -1,0 +1,196 @@
+"""The scheduler (core side): applies schedule documents, sleeps until the next occurrence (a timer, no
+polling), hands each occurrence to the player at its level, and catches up after a restart.
+
+Late policy when the agent starts (or the clock jumps) after an occurrence's time:
+- a programme with a window (`duration_s`: streams, long programmes) still open joins in progress;
+- otherwise it plays if it is at most `schedule.late_grace_s` late;
+- otherwise it is skipped and reported (`schedule.skipped`).
+The schedule runs only on a trusted clock: not behind the trusted time floor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from .audio.arbiter import Play
+from .audio.player import PlayError
+from .commands import Result
+from .errors import SchemaError
+from .schedule import Occurrence, Schedule, compile_doc
+
+if TYPE_CHECKING:
+    from .core import Core
+    from .envelope import Message
+
+log = logging.getLogger("agent.scheduler")
+
+CLOCK_CHECK_S = 60.0
+CATCH_UP_S = 86400.0  # how far back a restart looks for missed occurrences
+
+
+class Scheduler:
+    def __init__(self, core: Core):
+        self.core = core
+        self.docs: dict[str, dict] = core.store.get_json("schedule_docs", {})
+        self.fired_until: float | None = core.store.get_json("schedule_fired_until")
+        self.timer: Any = None
+        self.next: Occurrence | None = None
+        self._wall_mono = (time.time(), time.monotonic())
+        self.schedule = self._build()
+
+    # --- documents -----------------------------------------------------------------------
+    def topics(self) -> set[str]:
+        p, d = self.core.cfg["mqtt"]["topic_prefix"], self.core.device_id
+        return {f"{p}/dev/{d}/schedule", *(f"{p}/area/{a}/schedule" for a in self.core.cfg["device"]["areas"])}
+
+    def _build(self) -> Schedule:
+        mine = self.topics()
+        try:
+            return Schedule({t: doc for t, doc in self.docs.items() if t in mine})
+        except SchemaError as e:  # stored documents were valid when applied; a zone database change could bite
+            log.error("stored schedule no longer compiles: %s", e)
+            return Schedule({})
+
+    def versions(self) -> dict[str, int]:
+        mine = self.topics()
+        return {t.split("/")[-2] if "/area/" in t else "device": d["version"] for t, d in sorted(self.docs.items())
+                if t in mine}
+
+    def apply(self, msg: Message) -> Result:
+        topic, claims = msg.topic, msg.claims
+        try:
+            items = compile_doc(topic, claims)
+        except SchemaError as e:
+            return Result("rejected", "bad_schema", str(e))
+        stored = self.docs.get(topic)
+        version = claims["version"]
+        result = {"version": version, "items": len(items)}
+        if stored is not None and version < stored["version"]:
+            return Result("rejected", "stale", f"version {version} is older than the applied {stored['version']}",
+                          {"version": stored["version"]})
+        if stored is not None and version == stored["version"]:
+            return Result(message="this version is already applied", result=result)
+        self.docs[topic] = claims
+        self.core.store.put_json("schedule_docs", self.docs)
+        self.schedule = self._build()
+        self.core.emit_event("schedule.applied", {"topic": topic, **result})
+        log.info("schedule version %d applied from %s: %d item(s)", version, topic, len(items))
+        self.plan()
+        return Result(message=f"version {version} applied", result=result)
+
+    def areas_changed(self) -> None:
+        self.schedule = self._build()
+        self.plan()
+
+    # --- time -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.core.every(lambda: CLOCK_CHECK_S, self._check_clock)
+        self.catch_up()
+        self.plan()
+
+    def trusted(self) -> bool:
+        floor = self.core.store.time_floor()
+        return self.core.clock() >= floor - self.core.cfg["security"]["max_clock_skew_s"]
+
+    def plan(self) -> None:
+        """Arm one timer for the next occurrence."""
+        self.core.cancel(self.timer)
+        self.timer, self.next = None, None
+        if not self.trusted():
+            self.core.faults.raise_("clock_unsynced", "the clock is behind the last trusted message time; "
+                                                      "the schedule waits for a trusted clock")
+            return
+        self.core.faults.clear("clock_unsynced")
+        now = self.core.clock()
+        if self.fired_until is None:
+            self._mark(now)  # everything before now is settled; a restart catches up from here
+        self.next = self.schedule.next_after(max(now, self.fired_until or now))
+        if self.next is not None:
+            occ = self.next
+            self.timer = self.core.call_later(max(0.0, occ.at - now), lambda: self._fire(occ))
+
+    def _fire(self, occ: Occurrence) -> None:
+        self.timer = None
+        for same_time in self.schedule.between(occ.at, occ.at):  # every item due at this instant
+            self._play(same_time, late_s=max(0.0, self.core.clock() - occ.at))
+        self._mark(occ.at)
+        self.plan()
+
+    def _mark(self, at: float) -> None:
+        self.fired_until = max(at, self.fired_until or at)
+        self.core.store.put_json("schedule_fired_until", self.fired_until)
+
+    def catch_up(self) -> None:
+        """After a restart or a clock jump: occurrences already due that were not handled."""
+        if not self.trusted():
+            return
+        now = self.core.clock()
+        since = self.fired_until if self.fired_until is not None else now - 1
+        grace = self.core.cfg["schedule"]["late_grace_s"]
+        due = [o for o in self.schedule.between(max(since, now - CATCH_UP_S), now)
+               if self.fired_until is None or o.at > self.fired_until]
+        for occ in due:
+            late = now - occ.at
+            duration = occ.item.get("duration_s")
+            if duration is not None and late < duration:
+                self._play(occ, late_s=late, join=True)
+            elif late <= grace:
+                self._play(occ, late_s=late)
+            else:
+                log.warning("skipped %s: %.0f s late", occ.id, late)
+                self.core.emit_event("schedule.skipped", {"id": occ.id, "at": occ.at, "reason": "late",
+                                                          "late_s": round(late, 1)})
+        if due:
+            self._mark(due[-1].at)
+
+    def _check_clock(self) -> None:
+        wall, mono = time.time(), time.monotonic()
+        drift = (wall - self._wall_mono[0]) - (mono - self._wall_mono[1])
+        self._wall_mono = (wall, mono)
+        if abs(drift) > 5:
+            log.warning("the clock jumped by %.0f s: replanning the schedule", drift)
+            if drift < 0 and self.fired_until is not None and self.fired_until > self.core.clock():
+                self.fired_until = self.core.clock()  # a jump back must not silence the next days
+            self.catch_up()
+            self.plan()
+        elif self.timer is None:
+            self.plan()  # e.g. the clock became trusted
+
+    # --- handing over ---------------------------------------------------------------------
+    def _play(self, occ: Occurrence, *, late_s: float, join: bool = False) -> None:
+        item = occ.item
+        if "source" not in item:
+            return  # display items: the e-board's playlist (not on this box yet)
+        duration = item.get("duration_s")
+        play = Play(id=occ.id, source=item["source"], level=item["level"], volume=item.get("volume"),
+                    zones=item.get("zones") or [], title=item.get("title"), origin="schedule",
+                    duration_s=duration, deadline=occ.at + duration if duration is not None else None)
+        if join and item["source"]["kind"] == "file":
+            play.position_s = late_s  # join the programme where it would be now
+        try:
+            self.core.player.submit(play)
+            log.info("schedule: %s (%s)%s", occ.id, item["level"], f", {late_s:.1f} s late" if late_s > 1 else "")
+        except PlayError as e:
+            self.core.emit_event("schedule.skipped", {"id": occ.id, "at": occ.at, "reason": e.code,
+                                                      "message": str(e)})
+
+    def upcoming(self, hours: float) -> list[dict]:
+        now = self.core.clock()
+        out = []
+        for occ in self.schedule.between(now, now + hours * 3600):
+            src = occ.item.get("source") or {}
+            cached = None
+            if src.get("kind") == "file":
+                cached = self.core.player.cache.path(src["sha256"]).exists()
+            out.append({"id": occ.id, "at": occ.at, "local": occ.local, "title": occ.item.get("title"),
+                        "level": occ.item["level"], "kind": src.get("kind") or occ.item.get("scene", {}).get("kind"),
+                        "cached": cached})
+        return out
+
+    def state(self) -> dict:
+        n = self.next
+        return {"schedule_versions": self.versions(),
+                "next_item": None if n is None else {"id": n.id, "at": n.at, "title": n.item.get("title"),
+                                                     "level": n.item["level"]}}
