@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("amp", parents=[common], help="switch the amplifier relays on or off")
     p.add_argument("state", choices=("on", "off"))
     p.add_argument("--zone", action="append", dest="zones")
+    p = sub.add_parser("schedule", parents=[common], help="upcoming programmes (time, item, level, cached?)")
+    p.add_argument("--hours", type=float, default=24)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("cache", parents=[common], help="the media cache: status, prefetch (with progress), purge")
+    p.add_argument("action", choices=("status", "prefetch", "purge"), nargs="?", default="status")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("test", parents=[common], help="a chime and a 1 kHz tone through every zone")
     p.add_argument("--json", action="store_true")
 
@@ -236,8 +242,51 @@ def cmd_test(args: argparse.Namespace, path: str) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"status": cmd_status, "config": cmd_config, "logs": cmd_logs, "restart": cmd_restart, "play": cmd_play,
-            "say": cmd_say, "stop": cmd_stop, "volume": cmd_volume, "amp": cmd_amp, "test": cmd_test}
+def cmd_schedule(args: argparse.Namespace, path: str) -> int:
+    out = _ask(path, "schedule", hours=args.hours)
+
+    def human(out: dict) -> None:
+        print(f"schedule versions: {out['schedule_versions'] or 'none'}")
+        if not out["upcoming"]:
+            print(f"nothing in the next {args.hours:g} h")
+        for o in out["upcoming"]:
+            cached = {True: "cached", False: "NOT CACHED", None: ""}[o["cached"]]
+            print(f"  {o['local'].replace('T', ' ')}  {o['level']:<9} {o['kind'] or '':<7} "
+                  f"{o['title'] or o['id']}  {cached}")
+
+    _print(out, args.json, human)
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace, path: str) -> int:
+    import time
+
+    out = _ask(path, "cache", action=args.action)
+    if args.action == "prefetch" and not args.json:
+        total = max(out["needed"], 1)
+        while out["due_not_cached"] and out["fetching"]:  # poll: the socket answers, it does not push
+            done = total - out["due_not_cached"]
+            print(f"\r  [{'#' * (30 * done // total):<30}] {done}/{total} fetched", end="", flush=True)
+            time.sleep(0.5)
+            out = _ask(path, "cache")
+        print(f"\r  [{'#' * 30 if not out['due_not_cached'] else '':<30}] "
+              f"{total - out['due_not_cached']}/{total} fetched")
+
+    def human(o: dict) -> None:
+        print(f"cache: {o['items']} file(s), {o['bytes'] / 2**20:.1f} MB; media due soon and missing: "
+              f"{o.get('due_not_cached', o['missing'])}")
+        for digest, error in o.get("failures", {}).items():
+            print(f"  {digest}…: {error}")
+        if "removed" in o:
+            print(f"  purged {o['removed']} file(s) not needed soon")
+
+    _print(out, args.json, human)
+    return 0 if not out.get("due_not_cached") else 1
+
+
+COMMANDS = {"cache": cmd_cache, "status": cmd_status, "config": cmd_config, "logs": cmd_logs, "restart": cmd_restart,
+            "play": cmd_play, "say": cmd_say, "stop": cmd_stop, "volume": cmd_volume, "amp": cmd_amp,
+            "test": cmd_test, "schedule": cmd_schedule}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .ipc import Reply
     from .link import Link
     from .logbuffer import RingHandler
+    from .prefetch import Prefetcher
     from .scheduler import Scheduler
     from .sdnotify import Notifier
     from .store import Store
@@ -59,6 +60,7 @@ class Core:
         self.link: Link | None = None
         self.player: Player = None  # type: ignore[assignment]  # set by the daemon (drivers load there)
         self.scheduler: Scheduler = None  # type: ignore[assignment]
+        self.prefetcher: Prefetcher = None  # type: ignore[assignment]
         self._awaiting_accept: set[str] = set()  # long commands whose `accepted` is not written yet
         self.q: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
@@ -164,6 +166,8 @@ class Core:
             self.player.start()
         if self.scheduler is not None:
             self.scheduler.start()
+        if self.prefetcher is not None:
+            self.prefetcher.start()
         interval = self.notifier.watchdog_interval() if self.notifier else None
         if interval:
             self.every(lambda: interval, self._watchdog)
@@ -358,7 +362,7 @@ class Core:
             "uptime_s": round(time.monotonic() - self.started, 1), "agent_version": __version__,
             **self._audio_state(),
             **(self.scheduler.state() if self.scheduler else {"schedule_versions": {}, "next_item": None}),
-            "cache": None, "outbox_pending": self.store.outbox_count(),
+            "cache": self.prefetcher.stats() if self.prefetcher else None, "outbox_pending": self.store.outbox_count(),
             "sys": self.health.sys_sample(), "net": self.health.net(), "clock_synced": self.health.clock_synced(),
             "sensors": {}, "faults": self.faults.codes(), "capabilities": list(dev["capabilities"]),
             "areas": list(dev["areas"]),
@@ -484,6 +488,18 @@ class Core:
 
     def ipc_schedule(self, hours: float = 24) -> dict:
         return {"upcoming": self.scheduler.upcoming(float(hours)), **self.scheduler.state()}
+
+    def ipc_cache(self, action: str = "status") -> dict:
+        pf = self.prefetcher
+        if action == "prefetch":
+            pf.run()
+        elif action == "purge":
+            removed = pf.cache.evict(0, keep=set(pf.needed()))
+            return {"removed": len(removed), **pf.stats()}
+        needed = pf.needed()
+        return {**pf.stats(), "needed": len(needed), "due_not_cached": sum(
+            1 for d in needed if not pf.cache.path(d).exists()), "fetching": pf.busy,
+            "failures": {d[:12]: m["error"] for d, m in pf.missing.items()}}
 
     def ipc_stop(self, level: str | None = None) -> dict:
         return {"stopped": self.player.stop(level=level)}

@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     from .scheduler import Scheduler
 
     core.scheduler = Scheduler(core)
+    from .prefetch import Prefetcher
+
+    core.prefetcher = Prefetcher(core)
     core.link = Link(cfg, core.post, boot_id=core.boot_id, areas=cfg["device"]["areas"])
     ipc = IpcServer(cfg["paths"]["socket"], core.post)
     try:

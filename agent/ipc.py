@@ -20,7 +20,7 @@ from .errors import IpcError
 
 log = logging.getLogger("agent.ipc")
 
-OPS = {"status", "logs", "restart", "play", "play_file", "stop", "volume", "amp", "test", "schedule"}
+OPS = {"status", "logs", "restart", "play", "play_file", "stop", "volume", "amp", "test", "schedule", "cache"}
 
 
 class Reply:

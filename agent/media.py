@@ -11,11 +11,14 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class MediaError(Exception):
+    """code is an ack code (media_unavailable, bad_schema) or disk_full."""
+
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
@@ -84,7 +87,109 @@ class MediaCache:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
+    def touch(self, sha256: str) -> None:
+        """Mark as used now (mtime is the LRU clock; it survives restarts)."""
+        path = self.path(sha256)
+        try:
+            os.utime(path)
+            st = path.stat()
+        except OSError:
+            return
+        if sha256 in self._verified:  # still the bytes we checked: only the clock moved
+            self._verified[sha256] = (st.st_mtime, st.st_size)
+
+    def entries(self) -> list[tuple[str, int, float]]:
+        """(digest, size, last use) of every cached file, least recently used first."""
+        if not self.dir.exists():
+            return []
+        out = []
+        for p in self.dir.iterdir():
+            if SHA256.fullmatch(p.name):
+                st = p.stat()
+                out.append((p.name, st.st_size, st.st_mtime))
+        return sorted(out, key=lambda e: e[2])
+
+    def evict(self, budget_bytes: int, keep: set[str]) -> list[str]:
+        """Remove least recently used files until under budget, never one in `keep` (due soon)."""
+        entries = self.entries()
+        total = sum(size for _, size, _ in entries)
+        removed = []
+        for digest, size, _ in entries:
+            if total <= budget_bytes:
+                break
+            if digest in keep:
+                continue
+            (self.dir / digest).unlink(missing_ok=True)
+            self._verified.pop(digest, None)
+            total -= size
+            removed.append(digest)
+        return removed
+
     def stats(self) -> dict:
         files = [p for p in self.dir.iterdir() if p.is_file() and SHA256.fullmatch(p.name)] \
             if self.dir.exists() else []
         return {"items": len(files), "bytes": sum(p.stat().st_size for p in files)}
+
+
+class Downloader:
+    """Fetches media into the cache: streamed, resumable (HTTP Range), checked before it is renamed in.
+
+    `open_part` is how the partial file is opened (a test injects one that fills the disk).
+    """
+
+    def __init__(self, cache: MediaCache, *, connect_s: float = 10.0, read_s: float = 30.0,
+                 open_part: Any = None):
+        self.cache = cache
+        self.timeouts = (connect_s, read_s)
+        self.open_part = open_part or (lambda path: open(path, "ab"))
+
+    def fetch(self, url: str, sha256: str, size: int | None = None,
+              progress: Any = None) -> Path:
+        """Download url into cache/<sha256> unless it is already there; MediaError on any failure."""
+        import errno
+
+        import requests  # only when something is fetched
+
+        try:
+            return self.cache.verified(sha256, size)
+        except MediaError:
+            pass
+        self.cache.dir.mkdir(parents=True, exist_ok=True)
+        part = self.cache.dir / f".part-{sha256}"
+        have = part.stat().st_size if part.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            with requests.get(url, stream=True, timeout=self.timeouts, headers=headers) as r:
+                if have and r.status_code == 200:  # the server ignores Range: start over
+                    have = 0
+                    part.unlink()
+                elif r.status_code == 416:  # we already have everything
+                    pass
+                elif r.status_code not in (200, 206):
+                    raise MediaError("media_unavailable", f"{url}: HTTP {r.status_code}")
+                if r.status_code != 416:
+                    with self.open_part(part) as f:
+                        for chunk in r.iter_content(1 << 14):
+                            f.write(chunk)
+                            have += len(chunk)
+                            if size is not None and have > size:
+                                raise MediaError("media_unavailable", f"{url}: more than the announced {size} bytes")
+                            if progress:
+                                progress(have, size)
+                        f.flush()
+                        os.fsync(f.fileno())
+        except requests.RequestException as e:
+            raise MediaError("media_unavailable", f"{url}: {type(e).__name__}: {e}") from None
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                part.unlink(missing_ok=True)  # give the space back; the cache itself is untouched
+                raise MediaError("disk_full", f"no space left for {url}") from None
+            raise
+        actual = sha256_file(part)
+        if actual != sha256:
+            part.unlink()
+            raise MediaError("media_unavailable", f"{url}: downloaded bytes hash to {actual[:12]}…, "
+                                                  f"not {sha256[:12]}…; discarded")
+        final = self.cache.dir / sha256
+        os.replace(part, final)
+        return final

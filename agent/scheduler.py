@@ -76,6 +76,8 @@ class Scheduler:
         self.core.store.put_json("schedule_docs", self.docs)
         self.schedule = self._build()
         self.core.emit_event("schedule.applied", {"topic": topic, **result})
+        if self.core.prefetcher is not None:
+            self.core.prefetcher.run()  # fetch the new media now, not in 15 minutes
         log.info("schedule version %d applied from %s: %d item(s)", version, topic, len(items))
         self.plan()
         return Result(message=f"version {version} applied", result=result)

@@ -92,11 +92,24 @@ class Player:
             if src["kind"] == "tts":
                 media: Any = self.speaker.speak(src["text"], src.get("lang", "vi"))
             else:
-                media = File(str(self.cache.verified(src["sha256"], src.get("size"))))
+                media = File(str(self._cached(src)))
             self.core.post(("call", lambda: self._resolved(play, media, None)))
         except (MediaError, TtsError, OSError) as e:
             error = (getattr(e, "code", "media_unavailable"), str(e))
             self.core.post(("call", lambda: self._resolved(play, None, error)))
+
+    def _cached(self, src: dict) -> Path:
+        """The verified cached file; fetched now (on this worker) when it is missing but has a URL."""
+        from ..media import Downloader
+
+        try:
+            path = self.cache.verified(src["sha256"], src.get("size"))
+        except MediaError as e:
+            if "not in the cache" not in str(e):
+                raise  # corrupt: reported, moved aside; the prefetcher fetches a fresh copy later
+            path = Downloader(self.cache).fetch(src["url"], src["sha256"], src.get("size"))
+        self.cache.touch(src["sha256"])
+        return path
 
     def _resolved(self, play: Play, media: Any, error: tuple[str, str] | None) -> None:
         if error:

@@ -1,0 +1,99 @@
+"""Keeps the media cache ready for the schedule: fetches what is due within `cache.prefetch_hours`
+(one download at a time, on a worker thread, with backoff), evicts least recently used media over
+`cache.max_mb` but never what is due soon, and reports what cannot be had."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from .media import Downloader, MediaError
+
+if TYPE_CHECKING:
+    from .core import Core
+
+log = logging.getLogger("agent.prefetch")
+
+PERIOD_S = 900.0
+
+
+class Prefetcher:
+    def __init__(self, core: Core):
+        self.core = core
+        self.cache = core.player.cache
+        self.downloader = Downloader(self.cache)
+        self.missing: dict[str, dict] = {}  # digest -> {url, error, failures, retry_at}
+        self.busy: str | None = None
+
+    def start(self) -> None:
+        self.core.every(lambda: PERIOD_S, self.run)
+        self.core.call_later(1.0, self.run)
+
+    def needed(self) -> dict[str, dict]:
+        """Media of file items due within the prefetch horizon: digest -> source (earliest first)."""
+        now = self.core.clock()
+        out: dict[str, dict] = {}
+        horizon = self.core.cfg["cache"]["prefetch_hours"] * 3600
+        for occ in self.core.scheduler.schedule.between(now, now + horizon):
+            src = occ.item.get("source") or {}
+            if src.get("kind") == "file":
+                out.setdefault(src["sha256"], {**src, "due": occ.at})
+        return out
+
+    def run(self) -> None:
+        needed = self.needed()
+        removed = self.cache.evict(self.core.cfg["cache"]["max_mb"] * 2**20, keep=set(needed))
+        if removed:
+            log.info("cache: evicted %d least recently used file(s)", len(removed))
+        todo = [(d, s) for d, s in needed.items() if not (self.cache.dir / d).exists()]
+        for digest in list(self.missing):
+            if digest not in needed:
+                del self.missing[digest]
+        if not any(d in self.missing for d, _ in todo):
+            self.core.faults.clear("cache_missing")
+        if self.busy is None:
+            now = self.core.clock()
+            for digest, src in todo:
+                if self.missing.get(digest, {}).get("retry_at", 0) <= now:
+                    self._start(digest, src)
+                    break
+
+    def _start(self, digest: str, src: dict) -> None:
+        self.busy = digest
+
+        def work() -> None:
+            try:
+                self.downloader.fetch(src["url"], digest, src.get("size"))
+                error = None
+            except MediaError as e:
+                error = (e.code, str(e))
+            except OSError as e:
+                error = ("media_unavailable", f"{type(e).__name__}: {e}")
+            self.core.post(("call", lambda: self._done(digest, src, error)))
+
+        threading.Thread(target=work, name="prefetch", daemon=True).start()
+
+    def _done(self, digest: str, src: dict, error: tuple[str, str] | None) -> None:
+        self.busy = None
+        if error is None:
+            log.info("cache: fetched %s…", digest[:12])
+            self.missing.pop(digest, None)
+            self.core.faults.clear("disk_low")
+        else:
+            code, message = error
+            entry = self.missing.setdefault(digest, {"failures": 0})
+            entry.update(url=src["url"], error=message, failures=entry["failures"] + 1)
+            entry["retry_at"] = self.core.clock() + min(3600.0, 30.0 * 2 ** (entry["failures"] - 1))
+            log.warning("cache: cannot fetch %s: %s (retry in %.0f s)", src["url"], message,
+                        entry["retry_at"] - self.core.clock())
+            if code == "disk_full":
+                self.core.faults.raise_("disk_low", f"no space left to cache media ({message})")
+            if entry["failures"] == 1:
+                self.core.emit_event("media.missing", {"sha256": digest, "url": src["url"], "due": src.get("due"),
+                                                       "error": message})
+                self.core.faults.raise_("cache_missing", f"media due soon cannot be fetched: {message}")
+        self.core.call_later(0, self.run)  # next in line
+
+    def stats(self) -> dict:
+        return {**self.cache.stats(), "missing": len(self.missing)}
