@@ -1,8 +1,12 @@
 """Real ALSA through a file tap (ARCHITECTURE.md): the agent's default PCM writes raw samples to a file
-that a reader thread follows, time-stamping when sound arrives; helpers analyse what came out."""
+that a reader thread follows, time-stamping when sound arrives; helpers analyse what came out.
+
+The pipe is paced at real time by tests/pacer.py (as `pv -L` would, but without burst credit after
+idle spells, which `pv` grants and which made a programme after a pause "play" in no time)."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -28,7 +32,8 @@ class Tap:
         home.mkdir(parents=True, exist_ok=True)
         self.raw = home / "tap.raw"
         self.raw.write_bytes(b"")
-        sink = f"pv -q -L 192000 -B 4096 >> {self.raw}" if paced else f"cat >> {self.raw}"
+        pacer = Path(__file__).with_name("pacer.py")
+        sink = f"{sys.executable} {pacer} {self.raw}" if paced else f"cat >> {self.raw}"
         (home / ".asoundrc").write_text(
             'pcm.!default { type plug; slave { pcm "tap"; format S16_LE; rate 48000; channels 2 } }\n'
             f'pcm.tap {{ type file; slave.pcm "null"; file "|{sink}"; format "raw" }}\n')
