@@ -29,6 +29,16 @@ def test_command_examples_pass_the_envelope_and_params_schemas(name):
     REGISTRY.get(claims["type"]).check(claims["params"])
 
 
+def test_schedule_example_compiles_and_recurs():
+    from agent.schedule import Schedule
+
+    doc = examples()["schedule"]
+    sched = Schedule({"ttcs/v1/dev/GL-0001/schedule": doc})
+    week = sched.between(1795363200, 1795363200 + 7 * 86400)  # 2026-11-23 00:00 +07, a Monday, for 7 days
+    ids = [o.id.split("@")[0] for o in week]
+    assert ids.count("thoi-su-sang") == 6 and ids.count("tiep-song-vov") == 3  # one exdate; Mon, Wed, Fri
+
+
 def test_ack_examples_have_the_agents_ack_fields(make_agent):
     from agent.commands import Result
     from agent.core import Core
