@@ -30,6 +30,7 @@ setup(
         "pydub>=0.25",
         "audioop-lts; python_version>='3.13'",  # pydub and our gain need audioop, gone from 3.13's stdlib
         "tzdata",  # zoneinfo on systems without /usr/share/zoneinfo
+        "requests>=2.28",  # media downloads (streamed, resumable)
         "python-dateutil>=2.8",  # RFC 5545 recurrence (RRULE, EXDATE): never a home-made recurrence engine
     ],
     extras_require={
