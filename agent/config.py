@@ -118,6 +118,7 @@ SCHEMA = Obj({
     "quiet_hours": _quiet_hours(default=list),
     "schedule": Obj({
         "late_grace_s": Num(min=0, max=86400, default=300.0),
+        "clock_check_s": Num(min=0.05, max=3600, default=60.0),  # how soon a clock jump is noticed
     }),
     "cache": Obj({
         "max_mb": Int(min=1, max=1024 * 1024, default=2048),

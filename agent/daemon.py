@@ -7,11 +7,30 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, config
-from .errors import ConfigError, IpcError
+from .errors import ConfigError, DriverError, IpcError
+
+if TYPE_CHECKING:
+    from .core import Core
+    from .store import Store
 
 log = logging.getLogger("agent")
+
+
+def build(cfg: dict, store: Store, **core_args: Any) -> Core:
+    """The core with its player, scheduler and prefetcher (no frontends): the daemon's, or a test's."""
+    from .audio.player import Player
+    from .core import Core
+    from .prefetch import Prefetcher
+    from .scheduler import Scheduler
+
+    core = Core(cfg, store, **core_args)
+    core.player = Player(core)
+    core.scheduler = Scheduler(core)
+    core.prefetcher = Prefetcher(core)
+    return core
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"loa-agent: config: {problem}", file=sys.stderr)
         return 2
 
-    from .core import Core
     from .ipc import IpcServer
     from .link import Link
     from .logbuffer import setup
@@ -46,21 +64,11 @@ def main(argv: list[str] | None = None) -> int:
             cfg = config.load(args.config, overrides)
         except ConfigError as e:  # the file changed under old overrides: the file wins
             log.error("ignoring remote config overrides that no longer fit: %s", e)
-    core = Core(cfg, store, notifier=Notifier(), ring=ring)
-    from .audio.player import Player
-    from .errors import DriverError
-
     try:
-        core.player = Player(core)
+        core = build(cfg, store, notifier=Notifier(), ring=ring)
     except DriverError as e:  # a backend the config names but this box cannot load: say so, do not guess
         log.error("%s", e)
         return 2
-    from .scheduler import Scheduler
-
-    core.scheduler = Scheduler(core)
-    from .prefetch import Prefetcher
-
-    core.prefetcher = Prefetcher(core)
     core.link = Link(cfg, core.post, boot_id=core.boot_id, areas=cfg["device"]["areas"])
     ipc = IpcServer(cfg["paths"]["socket"], core.post)
     try:

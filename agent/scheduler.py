@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent.scheduler")
 
-CLOCK_CHECK_S = 60.0
 CATCH_UP_S = 86400.0  # how far back a restart looks for missed occurrences
 
 
@@ -37,7 +36,7 @@ class Scheduler:
         self.fired_until: float | None = core.store.get_json("schedule_fired_until")
         self.timer: Any = None
         self.next: Occurrence | None = None
-        self._wall_mono = (time.time(), time.monotonic())
+        self._wall_mono = (core.clock(), time.monotonic())
         self.schedule = self._build()
 
     # --- documents -----------------------------------------------------------------------
@@ -88,7 +87,7 @@ class Scheduler:
 
     # --- time -------------------------------------------------------------------------------
     def start(self) -> None:
-        self.core.every(lambda: CLOCK_CHECK_S, self._check_clock)
+        self.core.every(lambda: self.core.cfg["schedule"]["clock_check_s"], self._check_clock)
         self.catch_up()
         self.plan()
 
@@ -148,7 +147,7 @@ class Scheduler:
             self._mark(due[-1].at)
 
     def _check_clock(self) -> None:
-        wall, mono = time.time(), time.monotonic()
+        wall, mono = self.core.clock(), time.monotonic()
         drift = (wall - self._wall_mono[0]) - (mono - self._wall_mono[1])
         self._wall_mono = (wall, mono)
         if abs(drift) > 5:

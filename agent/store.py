@@ -46,7 +46,8 @@ class Store:
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2.0)
             return
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-        self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        # Built in one thread, then used by the core thread only (one owner); sqlite3 need not police that.
+        self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
