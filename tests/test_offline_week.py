@@ -54,6 +54,7 @@ def test_a_week_offline_plays_everything_and_delivers_proof_later(tmp_path, keys
     media = MediaCache(state / "cache").add_file(sine_file(tmp_path / "sang.mp3", (440, 0.6)))
     dead = f"http://127.0.0.1:{free_port()}"  # the media server is gone for the whole week
 
+    broker.stop()  # no broker for the whole week
     monday = datetime(2026, 11, 23, 0, 0, tzinfo=TZ).timestamp()
     clock = InjectedClock(monday - 3600)
     store = Store(state)
@@ -90,6 +91,7 @@ def test_a_week_offline_plays_everything_and_delivers_proof_later(tmp_path, keys
     assert all(abs(e["started"] - o.at) < 1.0 for e, o in zip(ends, occurrences, strict=True))
 
     # The link comes back: every proof of play goes out, in order.
+    broker.start()
     province = Province(broker.port, keys["prov-1"])
     try:
         mark = province.mark()

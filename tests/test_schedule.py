@@ -66,6 +66,20 @@ def test_versions_stale_equal_and_bad_documents(start_audio_agent, province):
     assert missing["code"] == "bad_schema" and "source" in missing["message"]
     st_ = province.done(province.send("status.get"))["result"]
     assert st_["schedule_versions"] == {"device": 5} and st_["next_item"]["id"].startswith("a@")
+    cleared = province.done(publish_schedule(province, 8, []))
+    assert cleared["result"] == {"version": 8, "items": 0}
+    assert province.done(province.send("status.get"))["result"]["next_item"] is None
+
+
+def test_device_and_area_documents_merge(start_audio_agent, province):
+    start_audio_agent("null")
+    t = time.time() + 7200
+    province.done(publish_schedule(province, 3, [tone_item("own", t)]))
+    province.done(publish_schedule(province, 9, [tone_item("commune", t - 600)], to="area:64.23581"))
+    province.done(publish_schedule(province, 2, [tone_item("province", t + 600)], to="area:64"))
+    st_ = province.done(province.send("status.get"))["result"]
+    assert st_["schedule_versions"] == {"device": 3, "64.23581": 9, "64": 2}
+    assert st_["next_item"]["id"].startswith("commune@")
 
 
 def test_schedule_survives_a_restart_and_catches_up(start_audio_agent, province, tap):
