@@ -548,6 +548,12 @@ def _publish_and_wait(args: argparse.Namespace, target: str, to_topic: str, clai
         return _await_acks(args, acks, jti, wait, single=device != "+")
 
 
+def _show(args: argparse.Namespace, t: str, payload: object, retain: bool) -> None:
+    """One received message: a JSON line with --json, else a readable line."""
+    print(json.dumps({"topic": t, "payload": payload}, ensure_ascii=False) if args.json
+          else _line(t, payload, retain), flush=True)
+
+
 def _await_acks(args: argparse.Namespace, acks: queue.Queue, jti: str, wait: float, *, single: bool) -> int:
     """Print the acks for jti. One device: until its final ack. Area or fleet: for the whole wait."""
     deadline = time.monotonic() + wait
@@ -563,8 +569,7 @@ def _await_acks(args: argparse.Namespace, acks: queue.Queue, jti: str, wait: flo
         payload = _decode(raw)
         if not isinstance(payload, dict) or payload.get("id") != jti:
             continue
-        print(json.dumps({"topic": t, "payload": payload}, ensure_ascii=False) if args.json
-              else _line(t, payload, retain), flush=True)
+        _show(args, t, payload, retain)
         status = payload.get("status")
         if status in FINAL:
             finals.append(status)
@@ -607,9 +612,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     t, raw, retain = messages.get(timeout=left)
                 except queue.Empty:
                     continue
-                payload = _decode(raw)
-                print(json.dumps({"topic": t, "payload": payload}, ensure_ascii=False) if args.json
-                      else _line(t, payload, retain), flush=True)
+                _show(args, t, _decode(raw), retain)
                 seen += 1
     except KeyboardInterrupt:
         return 0
