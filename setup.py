@@ -31,6 +31,7 @@ setup(
         "audioop-lts; python_version>='3.13'",  # pydub and our gain need audioop, gone from 3.13's stdlib
         "tzdata",  # zoneinfo on systems without /usr/share/zoneinfo
         "requests>=2.28",  # media downloads (streamed, resumable)
+        "defusedxml>=0.7",  # CAP 1.2 XML without entity expansion
         "python-dateutil>=2.8",  # RFC 5545 recurrence (RRULE, EXDATE): never a home-made recurrence engine
     ],
     extras_require={

@@ -131,6 +131,35 @@ def play(core: Core, msg: Message, params: dict) -> None:
     return None
 
 
+def _one_of_cap_or_headline(params: dict, path: str) -> None:
+    if ("cap" in params) == ("headline" in params):
+        raise SchemaError(path or "params", "needs either cap (CAP 1.2 XML) or headline")
+
+
+ALERT = Obj({
+    "cap": Str(min_len=1, max_len=128 * 1024, optional=True),
+    "headline": Str(min_len=1, max_len=500, optional=True),
+    "description": Str(max_len=5000, optional=True),
+    "instruction": Str(max_len=5000, optional=True),
+    "audio": Source(optional=True),
+    "siren": Bool(default=True),
+    "repeat": Int(min=1, max=20, default=3),
+    "expires": Str(min_len=10, max_len=40, optional=True),
+    "status": Str(choices=("actual", "test", "exercise"), default="actual"),
+}, validate=_one_of_cap_or_headline)
+
+
+@REGISTRY.command("alert", ALERT, long=True, urgent=lambda p: True)
+def alert(core: Core, msg: Message, params: dict) -> Result | None:
+    return core.alerts.handle(msg, params)
+
+
+@REGISTRY.command("alert.cancel", Obj({"id": Str(min_len=1, max_len=256)}))
+def alert_cancel(core: Core, msg: Message, params: dict) -> Result:
+    n = core.alerts.cancel([params["id"]], "stopped")
+    return Result(message=f"cancelled {n} alert(s)", result={"cancelled": n})
+
+
 @REGISTRY.command("schedule", Obj({}, extra=True))
 def schedule(core: Core, msg: Message, params: dict) -> Result:
     return core.scheduler.apply(msg)

@@ -28,6 +28,7 @@ from .health import Health
 from .timeutil import rfc3339
 
 if TYPE_CHECKING:
+    from .alerting import Alerts
     from .audio.player import Player
     from .ipc import Reply
     from .link import Link
@@ -61,6 +62,7 @@ class Core:
         self.player: Player = None  # type: ignore[assignment]  # set by the daemon (drivers load there)
         self.scheduler: Scheduler = None  # type: ignore[assignment]
         self.prefetcher: Prefetcher = None  # type: ignore[assignment]
+        self.alerts: Alerts = None  # type: ignore[assignment]
         self._awaiting_accept: set[str] = set()  # long commands whose `accepted` is not written yet
         self.q: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []

@@ -21,6 +21,7 @@ log = logging.getLogger("agent")
 
 def build(cfg: dict, store: Store, **core_args: Any) -> Core:
     """The core with its player, scheduler and prefetcher (no frontends): the daemon's, or a test's."""
+    from .alerting import Alerts
     from .audio.player import Player
     from .core import Core
     from .prefetch import Prefetcher
@@ -30,6 +31,7 @@ def build(cfg: dict, store: Store, **core_args: Any) -> Core:
     core.player = Player(core)
     core.scheduler = Scheduler(core)
     core.prefetcher = Prefetcher(core)
+    core.alerts = Alerts(core)
     return core
 
 

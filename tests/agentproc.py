@@ -66,6 +66,7 @@ class Agent:
         self.config_path = self.dir / "agent.yaml"
         base = {
             "device": {"id": device_id, "areas": ["64", "64.23581"], "heartbeat_s": 60,
+                       "location": {"lat": 13.98, "lon": 108.0},
                        "capabilities": ["speaker"]},
             "mqtt": {"host": "127.0.0.1", "port": port, "boot_jitter_s": 0,
                      "reconnect": {"base_s": 0.1, "cap_s": 0.5, "stable_s": 5, "auth_retry_s": 2}},

@@ -38,6 +38,8 @@ class Play:
     stream: dict | None = None  # failover state of a stream: URL index, rounds, whether audio came
     run_start_s: float = 0.0  # media position where the current run began
     played_s: float = 0.0  # audio actually handed to the device, over all runs (proof of play)
+    program: list | None = None  # segments played in turn (an alert: siren, then speech); None = not ready yet
+    segment: int = 0
 
     @property
     def rank(self) -> int:

@@ -75,12 +75,14 @@ class Player:
             raise PlayError("quiet_hours", f"quiet hours {window['from']}-{window['to']}: normal programmes "
                                            "do not play now")
         kind = play.source.get("kind")
-        if kind == "tone":
+        if play.program is not None:
+            play.media = play.program[0]
+        elif kind == "tone":
             play.media = tones.tone(play.source["name"], play.source.get("duration_s"))
         elif kind == "stream":
             play.media = Stream(play.source["urls"][0])
             play.stream = {"index": 0, "rounds": 0, "got_audio": False}
-        if play.media is not None:
+        if play.media is not None or play.program is not None:  # a program's later parts arrive as they render
             self._apply(self.arbiter.submit(play))
             return
         threading.Thread(target=self._resolve, args=(play,), name="media-resolve", daemon=True).start()
@@ -148,6 +150,10 @@ class Player:
     def _begin(self, play: Play) -> None:
         if self.arbiter.current is not play:
             return
+        if play.program is not None:
+            play.media = play.program[play.segment]
+            if play.media is None:
+                return  # this segment (e.g. the speech) is still being rendered: program_ready starts it
         media = play.media
         start = play.position_s if not isinstance(media, Stream) else 0.0
         play.run_start_s = start
@@ -182,6 +188,8 @@ class Player:
                 **self._proof(play), "ended": ended, "seconds": seconds, "completed": completed, "reason": reason,
                 "plays": play.plays_done})
         log.info("[%s] ended: %s%s", play.id, reason, f" ({note})" if note else "")
+        if play.origin == "alert" and self.core.alerts is not None:
+            self.core.alerts.ended(play, reason, completed)
         self._answer(play, "done", "ok", note or reason, {"completed": completed, "reason": reason,
                                                           "seconds": seconds, "plays": play.plays_done})
         if advance or self.arbiter.current is play:
@@ -244,13 +252,36 @@ class Player:
                                                   "completed": False, "reason": "failed", "error": error})
             self._apply(self.arbiter.ended(play))
             return
-        play.plays_done += 1
-        if play.plays_done < play.repeat:
-            play.position_s = 0.0
+        last_segment = play.program is None or play.segment + 1 >= len(play.program)
+        if last_segment:
+            play.plays_done += 1
+        if not last_segment or play.plays_done < play.repeat:
+            play.segment = play.segment + 1 if not last_segment else 0
+            play.position_s = play.run_start_s = 0.0
             play.token = next(self.tokens)
             self._begin(play)
             return
         self._finish(play, "finished", completed=True)
+
+    def program_ready(self, play: Play, index: int, media: Any) -> None:
+        """A segment rendered on a worker (speech, a fetched resource) is ready; start it if it is awaited."""
+        if play.program is None:
+            return
+        play.program[index] = media
+        if self.arbiter.current is play and play.segment == index and play.media is None:
+            self._begin(play)  # it was waiting for exactly this segment
+
+    def render_later(self, play: Play, index: int, work: Callable[[], Any]) -> None:
+        """Run `work` (slow: espeak-ng, a download) on a worker; its media fills segment `index`."""
+        def run() -> None:
+            try:
+                media = work()
+            except Exception as e:  # the worker reports; the alert goes on with what it has
+                log.error("[%s] cannot prepare part %d: %s", play.id, index, e)
+                media = tones.tone("chime")
+            self.core.post(("call", lambda: self.program_ready(play, index, media)))
+
+        threading.Thread(target=run, name="render", daemon=True).start()
 
     def on_stalled(self, token: int, position_s: float) -> None:
         play = self._current(token)
@@ -353,7 +384,8 @@ def proof_of_play(play: Play, zones: list[str]) -> dict:
 
 def _brief(source: dict) -> dict:
     """The source as proof of play records it (no long texts)."""
-    out = {k: v for k, v in source.items() if k in ("kind", "name", "sha256", "url", "urls", "lang")}
+    out = {k: v for k, v in source.items() if k in ("kind", "name", "sha256", "url", "urls", "lang", "identifier",
+                                                    "status", "drill")}
     if "text" in source:
         out["text"] = source["text"][:80]
     return out

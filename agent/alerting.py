@@ -1,0 +1,121 @@
+"""The alert flow (ARCHITECTURE.md flow 3): a verified alert (or CAP 1.2) preempts at its level, the
+siren starts at once from memory while the spoken message renders on a worker, the pair repeats
+`repeat` times until done, cancelled or expired; then whatever was playing resumes.
+
+An alert whose command is still in the inbox when the agent restarts (power cut) is executed again by
+the core's recovery, so it resumes unless it has expired; finished identifiers are remembered so a
+repeated or replayed CAP identifier never plays twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .alerts import Alert, check_digest, from_cap, from_params, resource_bytes
+from .audio import tones
+from .audio.arbiter import Play
+from .commands import Result
+
+if TYPE_CHECKING:
+    from .core import Core
+    from .envelope import Message
+
+log = logging.getLogger("agent.alerts")
+
+SIREN_S = 6.0
+MAX_REMEMBERED = 1000
+
+
+class Alerts:
+    def __init__(self, core: Core):
+        self.core = core
+        self.active: dict[str, Play] = {}
+        self.done_ids: list[str] = core.store.get_json("alert_ids", [])
+
+    def handle(self, msg: Message, params: dict) -> Result | None:
+        dev = self.core.cfg["device"]
+        if "cap" in params:
+            alert = from_cap(params["cap"], areas=dev["areas"], location=dev.get("location"),
+                             repeat=params.get("repeat", 3), siren=params.get("siren", True))
+        else:
+            alert = from_params(params, msg.jti)
+        if alert.msg_type in ("cancel", "update"):
+            n = self.cancel(alert.references, "stopped")
+            if alert.msg_type == "cancel":
+                return Result(message=f"cancelled {n} alert(s)", result={"cancelled": n})
+        if not alert.plays:
+            return Result(message=f"CAP status {alert.status} is not played", result={"played": False})
+        if alert.identifier in self.done_ids or alert.identifier in self.active:
+            return Result(message=f"alert {alert.identifier} was already delivered", result={"played": False})
+        if alert.expires is not None and alert.expires <= self.core.clock():
+            return Result("rejected", "expired", f"the alert expired at {alert.expires:.0f}")
+        self.start(alert, msg)
+        return None
+
+    def start(self, alert: Alert, msg: Message) -> None:
+        first = tones.tone("chime") if alert.drill else tones.tone("siren", SIREN_S)
+        play = Play(id=msg.jti, source={"kind": "alert", "identifier": alert.identifier, "status": alert.status,
+                                        "drill": alert.drill},
+                    level=alert.level, repeat=alert.repeat, title=alert.headline, origin="alert", context=msg,
+                    deadline=alert.expires)
+        play.program = [first if alert.siren or alert.drill else None, None]
+        if play.program[0] is None:
+            play.program = [None]
+        self.active[alert.identifier] = play
+        play.alert = alert  # type: ignore[attr-defined]
+        self.core.player.render_later(play, len(play.program) - 1, lambda: self._message(alert))
+        self.core.player.submit(play)
+        self.core.emit_event("alert.start", {"id": msg.jti, **alert.summary()})
+        log.warning("ALERT %s (%s, %s): %s", alert.identifier, alert.status, alert.level, alert.headline)
+
+    def _message(self, alert: Alert) -> Any:
+        """The spoken part (worker thread): the attached audio if it checks out, else the text by TTS."""
+        if alert.audio:
+            try:
+                return self._resource(alert.audio)
+            except Exception as e:
+                error = str(e)
+                log.error("alert %s: attached audio not played: %s; speaking the text", alert.identifier, error)
+                self.core.post(("call", lambda: self.core.emit_event("alert.resource_rejected", {
+                    "identifier": alert.identifier, "error": error})))
+        return self.core.player.speaker.speak(alert.speech() or alert.identifier, alert.lang)
+
+    def _resource(self, audio: dict) -> Any:
+        import io
+
+        from pydub import AudioSegment
+
+        from drivers.audio import Pcm
+        from drivers.audio.base import CHANNELS, RATE
+
+        if audio.get("kind"):  # a protocol source (params.audio): only cached or fetchable files
+            from .media import Downloader
+
+            path = Downloader(self.core.player.cache).fetch(audio["url"], audio["sha256"], audio.get("size"))
+            data = path.read_bytes()
+        elif audio.get("deref"):
+            data = resource_bytes(audio)
+        else:
+            import requests
+
+            r = requests.get(audio["uri"], timeout=(5, 20))
+            r.raise_for_status()
+            data = r.content
+            check_digest(data, audio.get("digest"))
+        seg = AudioSegment.from_file(io.BytesIO(data)).set_frame_rate(RATE).set_channels(CHANNELS).set_sample_width(2)
+        return Pcm(seg.raw_data)
+
+    def cancel(self, identifiers: list[str], reason: str) -> int:
+        plays = [self.active[i] for i in identifiers if i in self.active]
+        for play in plays:
+            self.core.player.stop(id=play.id)
+        return len(plays)
+
+    def ended(self, play: Play, reason: str, completed: bool) -> None:
+        alert: Alert = play.alert  # type: ignore[attr-defined]
+        self.active.pop(alert.identifier, None)
+        self.done_ids = (self.done_ids + [alert.identifier])[-MAX_REMEMBERED:]
+        self.core.store.put_json("alert_ids", self.done_ids)
+        self.core.emit_event("alert.end", {"id": play.id, "identifier": alert.identifier, "plays": play.plays_done,
+                                           "cut_short": not completed, "reason": reason, "drill": alert.drill})
