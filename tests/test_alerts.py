@@ -162,3 +162,18 @@ def test_forged_alert_never_sounds(start_audio_agent, province, tap, keys):
     assert ack["code"] == "bad_signature"
     time.sleep(0.5)  # what a forged siren would need to reach the tap
     assert active_seconds(tap.left()) == 0
+
+
+def test_an_expired_alert_does_not_resume(start_audio_agent, province, tap):
+    agent = start_audio_agent("pyaudio")
+    expires = time.time() + 3
+    jti = province.send("alert", {"headline": "Triều cường", "repeat": 5,
+                                  "expires": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(expires))})
+    tap.wait_for(lambda rs: siren_heard(rs) >= 0.5)
+    agent.kill()
+    time.sleep(max(0.0, expires + 0.5 - time.time()))  # the power stays off past the alert's expiry
+    mark = province.mark()
+    agent.start(**tap.env)
+    ack = province.ack(jti, after=mark)
+    assert (ack["status"], ack["code"]) == ("rejected", "expired")
+    assert not [r for r in province.received[mark:] if r.kind == "event" and r.payload["kind"] == "alert.start"]
