@@ -177,3 +177,14 @@ def test_an_expired_alert_does_not_resume(start_audio_agent, province, tap):
     ack = province.ack(jti, after=mark)
     assert (ack["status"], ack["code"]) == ("rejected", "expired")
     assert not [r for r in province.received[mark:] if r.kind == "event" and r.payload["kind"] == "alert.start"]
+
+
+def test_replayed_alert_never_sounds_again(start_audio_agent, province, tap):
+    start_audio_agent("pyaudio")
+    jti, token = province.token("alert", {"headline": "Sạt lở đất", "repeat": 1, "siren": False})
+    province.publish("ttcs/v1/dev/GL-0001/cmd", token)
+    province.done(jti, timeout=60)
+    mark = province.mark()
+    province.publish("ttcs/v1/dev/GL-0001/cmd", token)
+    assert province.ack(jti, after=mark)["code"] == "replayed"
+    assert not [r for r in province.received[mark:] if r.kind == "event" and r.payload["kind"] == "alert.start"]
