@@ -64,9 +64,9 @@ class Alerts:
             play.program = [None]
         self.active[alert.identifier] = play
         play.alert = alert  # type: ignore[attr-defined]
-        self.core.player.render_later(play, len(play.program) - 1, lambda: self._message(alert))
-        self.core.player.submit(play)
+        self.core.player.submit(play)  # the siren first: speech is needed only when it ends
         self.core.emit_event("alert.start", {"id": msg.jti, **alert.summary()})
+        self.core.player.render_later(play, len(play.program) - 1, lambda: self._message(alert))
         log.warning("ALERT %s (%s, %s): %s", alert.identifier, alert.status, alert.level, alert.headline)
 
     def _message(self, alert: Alert) -> Any:

@@ -64,7 +64,10 @@ class Envelope:
         self._keys: dict[str, Any] | None = None
 
     def warm_up(self) -> None:
-        """Import the crypto stack and parse the keys ahead of the first (maybe urgent) message."""
+        """Import PyJWT (and the x509 part of cryptography it pulls in, ~27 ms) and parse the keys ahead of the
+        first message, which may be an alert: its siren must not wait for an import."""
+        import jwt  # noqa: F401
+
         self._public_keys()
 
     def _public_keys(self) -> dict[str, Any]:
