@@ -33,6 +33,7 @@ setup(
         "requests>=2.28",  # media downloads (streamed, resumable)
         "defusedxml>=0.7",  # CAP 1.2 XML without entity expansion
         "python-dateutil>=2.8",  # RFC 5545 recurrence (RRULE, EXDATE): never a home-made recurrence engine
+        "Pillow>=10",  # e-board frames: text layout with FreeType, image scaling, EXIF orientation, PNG
     ],
     extras_require={
         "test": ["pytest>=8", "ruff>=0.5", "hypothesis>=6", "numpy"],

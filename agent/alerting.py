@@ -66,6 +66,8 @@ class Alerts:
         play.alert = alert  # type: ignore[attr-defined]
         self.core.player.submit(play)  # the siren first: speech is needed only when it ends
         self.core.emit_event("alert.start", {"id": msg.jti, **alert.summary()})
+        if self.core.board is not None:
+            self.core.board.alert_started(alert.identifier, msg.jti, alert)
         self.core.player.render_later(play, len(play.program) - 1, lambda: self._message(alert))
         log.warning("ALERT %s (%s, %s): %s", alert.identifier, alert.status, alert.level, alert.headline)
 
@@ -115,6 +117,8 @@ class Alerts:
     def ended(self, play: Play, reason: str, completed: bool) -> None:
         alert: Alert = play.alert  # type: ignore[attr-defined]
         self.active.pop(alert.identifier, None)
+        if self.core.board is not None:
+            self.core.board.alert_ended(alert.identifier)
         self.done_ids = (self.done_ids + [alert.identifier])[-MAX_REMEMBERED:]
         self.core.store.put_json("alert_ids", self.done_ids)
         self.core.emit_event("alert.end", {"id": play.id, "identifier": alert.identifier, "plays": play.plays_done,

@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("cache", parents=[common], help="the media cache: status, prefetch (with progress), purge")
     p.add_argument("action", choices=("status", "prefetch", "purge"), nargs="?", default="status")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("display", parents=[common], help="the e-board: status, screenshot FILE, on, off, clear")
+    p.add_argument("action", choices=("status", "screenshot", "on", "off", "clear"), nargs="?", default="status")
+    p.add_argument("file", nargs="?", default="screenshot.png", help="where a screenshot goes (PNG)")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("test", parents=[common], help="a chime and a 1 kHz tone through every zone")
     p.add_argument("--json", action="store_true")
 
@@ -284,9 +288,32 @@ def cmd_cache(args: argparse.Namespace, path: str) -> int:
     return 0 if not out.get("due_not_cached") else 1
 
 
+def cmd_display(args: argparse.Namespace, path: str) -> int:
+    import base64
+
+    out = _ask(path, "display", action=args.action)
+    if args.action == "screenshot":
+        if not out["png_b64"]:
+            print("loa: nothing has been drawn yet", file=sys.stderr)
+            return 1
+        with open(args.file, "wb") as f:
+            f.write(base64.b64decode(out["png_b64"]))
+        print(f"{args.file}: {out['size'][0]}x{out['size'][1]} PNG of the current frame")
+        return 0
+
+    def human(o: dict) -> None:
+        s = o["showing"] or {}
+        print(f"panel: {'on' if o['on'] else 'OFF'} ({o['backend']}), {o['frames']} frame(s) drawn")
+        print(f"showing: {s.get('origin', '-')} {s.get('kind', '')} {s.get('title') or s.get('id', '')}")
+        print(f"playlist: {o['playlist']} slide(s) valid now; ticker: {o['ticker'] or 'none'}")
+
+    _print(out, args.json, human)
+    return 0
+
+
 COMMANDS = {"cache": cmd_cache, "status": cmd_status, "config": cmd_config, "logs": cmd_logs, "restart": cmd_restart,
             "play": cmd_play, "say": cmd_say, "stop": cmd_stop, "volume": cmd_volume, "amp": cmd_amp,
-            "test": cmd_test, "schedule": cmd_schedule}
+            "test": cmd_test, "schedule": cmd_schedule, "display": cmd_display}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,6 +15,7 @@ from . import config as config_mod
 from .audio.arbiter import LEVELS, Play
 from .audio.player import PlayError
 from .audio.sources import Source
+from .display.scenes import Scene
 from .errors import Rejection, SchemaError
 from .schema import Bool, Field, Int, List, Num, Obj, Str
 
@@ -176,6 +177,36 @@ def stop(core: Core, msg: Message, params: dict) -> Result:
 def volume(core: Core, msg: Message, params: dict) -> Result:
     core.player.set_volume(params["volume"], _zones(core, params.get("zones")))
     return Result(result=core.player.state()["volume"])
+
+
+# --- e-board ----------------------------------------------------------------------------------
+def _board(core: Core) -> Any:
+    if core.board is None:
+        raise Rejection("not_for_me", "this box has no display (capabilities: "
+                        f"{', '.join(core.cfg['device']['capabilities'])})")
+    return core.board
+
+
+@REGISTRY.command("display.show", Obj({"scene": Scene(), "duration_s": Num(min=0.1, max=86400, optional=True),
+                                       "level": Str(choices=LEVELS, default="normal")}), long=True)
+def display_show(core: Core, msg: Message, params: dict) -> Result | None:
+    return _board(core).show(msg, params)
+
+
+@REGISTRY.command("display.clear")
+def display_clear(core: Core, msg: Message, params: dict) -> Result:
+    n = _board(core).clear()
+    return Result(message=f"cleared {n} scene(s)", result={"cleared": n})
+
+
+@REGISTRY.command("display.power", Obj({"on": Bool()}), long=True)
+def display_power(core: Core, msg: Message, params: dict) -> None:
+    _board(core).set_power(params["on"], msg)
+
+
+@REGISTRY.command("display.screenshot", long=True)
+def display_screenshot(core: Core, msg: Message, params: dict) -> None:
+    _board(core).screenshot(msg)
 
 
 @REGISTRY.command("amp", Obj({"on": Bool(), "zones": ZONES}))

@@ -51,6 +51,7 @@ REMOTE_KEYS: dict[str, Any] = {
     "device.heartbeat_s": Int(min=5, max=3600),
     "device.areas": _areas(),
     "quiet_hours": _quiet_hours(),
+    "display.power_schedule": Obj({"on": Clock(), "off": Clock()}),
 }
 
 SCHEMA = Obj({
@@ -114,7 +115,24 @@ SCHEMA = Obj({
         "chip": Str(default="/dev/gpiochip0"),
         "sim_log": Str(optional=True),
     }),
-    "display": Obj({"backend": Str(choices=DISPLAY_BACKENDS, default="none"), "png_dir": Str(optional=True)}),
+    "display": Obj({
+        "backend": Str(choices=DISPLAY_BACKENDS, default="none"),
+        "png_dir": Str(optional=True),
+        "width": Int(min=16, max=8192, default=1920),
+        "height": Int(min=16, max=8192, default=1080),
+        "rotation": Int(min=0, max=270, default=0),
+        "fb_device": Str(min_len=1, default="/dev/fb0"),
+        "fb_sysfs": Str(optional=True),
+        "vlc_args": List(Str(min_len=1, max_len=200), max_len=32, default=list),
+        "fonts": List(Str(min_len=1), max_len=8, default=list),
+        "header": Bool(default=True),
+        "slide_s": Num(min=1, max=86400, default=10.0),
+        "fps": Num(min=1, max=60, default=25.0),
+        "ticker_px_s": Num(min=10, max=2000, default=120.0),
+        "power_method": Str(choices=("auto", "vcgencmd", "dpms", "blank", "sim", "none"), default="auto"),
+        "power_schedule": Obj({"on": Clock(), "off": Clock()}, optional=True),
+        "screenshot_max_kb": Int(min=8, max=4096, default=192),
+    }),
     "quiet_hours": _quiet_hours(default=list),
     "schedule": Obj({
         "late_grace_s": Num(min=0, max=86400, default=300.0),
@@ -177,7 +195,7 @@ def _resolve_paths(cfg: dict, base_dir: Path) -> None:
         mq["tls"] = {k: fix(v) for k, v in mq["tls"].items()}
     for key in ("state_dir", "socket"):
         cfg["paths"][key] = fix(cfg["paths"][key])
-    for section, key in (("display", "png_dir"), ("gpio", "sim_log")):
+    for section, key in (("display", "png_dir"), ("display", "fb_sysfs"), ("gpio", "sim_log")):
         if cfg[section].get(key):
             cfg[section][key] = fix(cfg[section][key])
 
@@ -193,6 +211,11 @@ def _cross_checks(cfg: dict) -> list[str]:
         problems += _file_problems("mqtt.password_file", mq["password_file"], secret=True)
         if not mq.get("username"):
             problems.append("mqtt.username: is required with mqtt.password_file")
+    disp = cfg["display"]
+    if disp["rotation"] not in (0, 90, 180, 270):
+        problems.append(f"display.rotation: must be 0, 90, 180 or 270, got {disp['rotation']}")
+    if disp["backend"] == "png" and not disp.get("png_dir"):
+        problems.append("display.png_dir: is required by the png backend")
     tls = mq.get("tls")
     if tls:
         problems += _file_problems("mqtt.tls.ca", tls["ca"], secret=False)

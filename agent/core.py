@@ -30,6 +30,7 @@ from .timeutil import rfc3339
 if TYPE_CHECKING:
     from .alerting import Alerts
     from .audio.player import Player
+    from .display.board import Board
     from .ipc import Reply
     from .link import Link
     from .logbuffer import RingHandler
@@ -63,6 +64,7 @@ class Core:
         self.scheduler: Scheduler = None  # type: ignore[assignment]
         self.prefetcher: Prefetcher = None  # type: ignore[assignment]
         self.alerts: Alerts = None  # type: ignore[assignment]
+        self.board: Board | None = None  # on a box with the display capability
         self._awaiting_accept: set[str] = set()  # long commands whose `accepted` is not written yet
         self.q: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
@@ -118,6 +120,8 @@ class Core:
             self._run_timers()
         if self.player is not None:
             self.player.close()  # relays off; final acks and proof of play for what was playing
+        if self.board is not None:
+            self.board.close()
         self._shutdown()
 
     def _dispatch(self, item: tuple) -> None:
@@ -160,6 +164,20 @@ class Core:
     def _on_audio_device(self, ok: bool, message: str) -> None:
         self.player.on_device(ok, message)
 
+    def _on_display_rendered(self, token: int, error: str | None, at: float) -> None:
+        if self.board is not None:
+            self.board.rendered(token, error, at)
+
+    def _on_display_video_ended(self, token: int, error: str | None) -> None:
+        if self.board is not None:
+            self.board.video_ended(token, error)
+
+    def _on_display_device(self, ok: bool, message: str) -> None:
+        if ok:
+            self.faults.clear("display_device")
+        else:
+            self.faults.raise_("display_device", message)
+
     def _start(self) -> None:
         # READY once config is loaded and this loop runs, not when the broker answers: the box works offline.
         self.notify("READY=1", f"STATUS=running as {self.device_id}")
@@ -170,6 +188,8 @@ class Core:
             self.scheduler.start()
         if self.prefetcher is not None:
             self.prefetcher.start()
+        if self.board is not None:
+            self.board.start()
         interval = self.notifier.watchdog_interval() if self.notifier else None
         if interval:
             self.every(lambda: interval, self._watchdog)
@@ -367,7 +387,7 @@ class Core:
             "cache": self.prefetcher.stats() if self.prefetcher else None, "outbox_pending": self.store.outbox_count(),
             "sys": self.health.sys_sample(), "net": self.health.net(), "clock_synced": self.health.clock_synced(),
             "sensors": {}, "faults": self.faults.codes(), "capabilities": list(dev["capabilities"]),
-            "areas": list(dev["areas"]),
+            "areas": list(dev["areas"]), "display": self.board.state() if self.board is not None else None,
         }
 
     def _audio_state(self) -> dict:
@@ -401,6 +421,8 @@ class Core:
             self.link.set_areas(self.cfg["device"]["areas"])
         if "device.areas" in changes and self.scheduler is not None:
             self.scheduler.areas_changed()
+        if "display.power_schedule" in changes and self.board is not None:
+            self.board.power_schedule_changed()
         if "device.heartbeat_s" in changes:
             self._schedule_heartbeat()
 
@@ -439,7 +461,11 @@ class Core:
     # --- local socket (technician CLI) ----------------------------------------------------
     def _on_ipc(self, op: str, args: dict, future: Reply) -> None:
         try:
-            future.set_result(getattr(self, "ipc_" + op)(**args))
+            value = getattr(self, "ipc_" + op)(**args)
+            if callable(value):
+                value(future)  # answered later, from a worker (e.g. a screenshot being encoded)
+            else:
+                future.set_result(value)
         except Exception as e:
             future.set_exception(e)
 
@@ -525,6 +551,25 @@ class Core:
             for source in ({"kind": "tone", "name": "chime"}, {"kind": "tone", "name": "test", "duration_s": 2}):
                 ids.append(self.ipc_play(source, zones=[zone["name"]], title=f"loa test {zone['name']}")["id"])
         return {"ids": ids, "zones": [z["name"] for z in self.cfg["zones"]]}
+
+    def ipc_display(self, action: str = "status") -> Any:
+        """The e-board for a technician: status, screenshot (PNG as base64), on, off, clear."""
+        board = self.board
+        if board is None:
+            raise ValueError("this box has no display (capabilities: "
+                             f"{', '.join(self.cfg['device']['capabilities'])})")
+        if action in ("on", "off"):
+            board.set_power(action == "on")
+        elif action == "clear":
+            board.clear()
+        elif action == "screenshot":
+            import base64
+
+            def answer(future: Reply) -> None:
+                board.screen.screenshot(16 * 2**20, lambda png, size: future.set_result(
+                    {"png_b64": base64.b64encode(png).decode() if png else None, "size": size}))
+            return answer
+        return {**board.state(), **board.screen.state()}
 
     def ipc_restart(self) -> dict:
         log.warning("restart requested from the local CLI")

@@ -32,6 +32,10 @@ def build(cfg: dict, store: Store, **core_args: Any) -> Core:
     core.scheduler = Scheduler(core)
     core.prefetcher = Prefetcher(core)
     core.alerts = Alerts(core)
+    if "display" in cfg["device"]["capabilities"]:
+        from .display.board import Board
+
+        core.board = Board(core)
     return core
 
 

@@ -20,7 +20,8 @@ from .errors import IpcError
 
 log = logging.getLogger("agent.ipc")
 
-OPS = {"status", "logs", "restart", "play", "play_file", "stop", "volume", "amp", "test", "schedule", "cache"}
+OPS = {"status", "logs", "restart", "play", "play_file", "stop", "volume", "amp", "test", "schedule", "cache",
+       "display"}
 
 
 class Reply:

@@ -39,6 +39,11 @@ class Prefetcher:
             src = occ.item.get("source") or {}
             if src.get("kind") == "file":
                 out.setdefault(src["sha256"], {**src, "due": occ.at})
+        from .display import playlist
+
+        for digest, scene in playlist.media_between(playlist.display_items(self.core.scheduler.schedule), now,
+                                                    now + horizon).items():
+            out.setdefault(digest, scene)
         return out
 
     def run(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .audio.arbiter import LEVELS
 from .audio.sources import Source
+from .display.scenes import Scene
 from .errors import SchemaError
 from .schema import Int, List, Num, Obj, Str
 
@@ -30,7 +31,7 @@ ITEM = Obj({
     "id": Str(min_len=1, max_len=128),
     "title": Str(max_len=200, optional=True),
     "source": Source(optional=True),
-    "scene": Obj({"kind": Str(choices=("text", "image", "video", "ticker"))}, extra=True, optional=True),
+    "scene": Scene(optional=True),
     "level": Str(choices=LEVELS, default="normal"),
     "start": Str(min_len=10, max_len=40),
     "rrule": Str(min_len=1, max_len=500, optional=True),
@@ -80,6 +81,8 @@ class CompiledItem:
         for i, ex in enumerate(item.get("exdates") or []):
             self.rules.exdate(_local(ex, tz, f"{path}.exdates[{i}]"))
         self.tz = tz
+        # a display item without a rule stays on the board from `start` until `until`
+        self.until = _local(item["until"], tz, f"{path}.until").timestamp() if "until" in item else None
 
     def between(self, a: datetime, b: datetime) -> list[Occurrence]:
         return [Occurrence(dt.timestamp(), self.topic, self.item, dt.replace(tzinfo=None).isoformat())

@@ -75,6 +75,8 @@ class Scheduler:
         self.core.store.put_json("schedule_docs", self.docs)
         self.schedule = self._build()
         self.core.emit_event("schedule.applied", {"topic": topic, **result})
+        if self.core.board is not None:
+            self.core.board.reload()
         if self.core.prefetcher is not None:
             self.core.prefetcher.run()  # fetch the new media now, not in 15 minutes
         log.info("schedule version %d applied from %s: %d item(s)", version, topic, len(items))
@@ -83,6 +85,8 @@ class Scheduler:
 
     def areas_changed(self) -> None:
         self.schedule = self._build()
+        if self.core.board is not None:
+            self.core.board.reload()
         self.plan()
 
     # --- time -------------------------------------------------------------------------------
@@ -163,7 +167,7 @@ class Scheduler:
     def _play(self, occ: Occurrence, *, late_s: float, join: bool = False) -> None:
         item = occ.item
         if "source" not in item:
-            return  # display items: the e-board's playlist (not on this box yet)
+            return  # display items are the board's playlist (display/board.py), not occurrences to play
         duration = item.get("duration_s")
         play = Play(id=occ.id, source=item["source"], level=item["level"], volume=item.get("volume"),
                     zones=item.get("zones") or [], title=item.get("title"), origin="schedule",

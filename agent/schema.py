@@ -126,6 +126,22 @@ class OneOf(Field):
         raise SchemaError(path, f"must be {self.what}")
 
 
+class Kinds(Field):
+    """An object whose `kind` picks its schema (a source, a scene), naming the bad field."""
+
+    def __init__(self, kinds: Mapping[str, Obj], **kw: Any):
+        super().__init__(**kw)
+        self.kinds = dict(kinds)
+
+    def check(self, value: Any, path: str) -> dict:
+        if not isinstance(value, dict):
+            raise SchemaError(path, "must be an object with a kind")
+        kind = value.get("kind")
+        if kind not in self.kinds:
+            raise SchemaError(f"{path}.kind", f"must be one of {', '.join(self.kinds)}")
+        return self.kinds[kind].check(value, path)
+
+
 class Obj(Field):
     """An object with named fields; unknown keys are errors with a "did you mean"."""
 

@@ -15,6 +15,7 @@ from agent.errors import DriverError
 BACKENDS: dict[str, tuple[str, ...]] = {
     "audio": ("vlc", "pyaudio", "null"),
     "gpio": ("rpigpio", "gpiod", "sim"),
+    "display": ("none", "png", "framebuffer", "vlc"),
 }
 
 

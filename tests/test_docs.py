@@ -23,7 +23,7 @@ def test_every_example_is_valid_json():
     assert {"command", "ack-rejected", "ack-done", "config.set", "status", "heartbeat", "event"} <= examples().keys()
 
 
-@pytest.mark.parametrize("name", ["command", "config.set", "play-emergency", "alert"])
+@pytest.mark.parametrize("name", ["command", "config.set", "play-emergency", "alert", "display.show"])
 def test_command_examples_pass_the_envelope_and_params_schemas(name):
     claims = CLAIMS.check(examples()[name], "")
     REGISTRY.get(claims["type"]).check(claims["params"])
@@ -64,6 +64,32 @@ def test_heartbeat_example_has_the_real_heartbeats_fields(make_agent):
     doc = examples()["heartbeat"]
     assert doc.keys() == real.keys()
     assert doc["sys"].keys() == real["sys"].keys() and doc["net"].keys() == real["net"].keys()
+    assert real["display"] is None  # a speaker-only box; the example is a board's
+
+
+def test_display_examples_hold_on_a_board(tmp_path, keys):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from incore import InCore
+
+    from agent.display import playlist
+    from agent.schedule import Schedule
+
+    doc = examples()["display-schedule"]
+    items = playlist.display_items(Schedule({"ttcs/v1/dev/GL-0001/schedule": doc}))
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")).timestamp()
+    assert [it.item["id"] for it in playlist.slides(items, now)] == ["lich-tiem", "ban-do-lu"]
+    assert playlist.ticker_text(items, now) == doc["items"][2]["scene"]["text"]
+    assert list(playlist.media_between(items, now, now + 3600)) == [doc["items"][1]["scene"]["sha256"]]
+    board = {"device": {"capabilities": ["speaker", "display"]},
+             "display": {"backend": "png", "png_dir": str(tmp_path / "png"), "width": 320, "height": 180}}
+    with InCore(tmp_path, keys, board, start=now) as box:
+        real = box.call(lambda: box.core.heartbeat(advance=False))["display"]
+        assert real.keys() == examples()["heartbeat"]["display"].keys()
+        assert real["showing"].keys() == examples()["heartbeat"]["display"]["showing"].keys()
+        shown = examples()["display.shown"]["data"]
+        assert set(shown) == set(real["showing"]) | {"started", "ended", "seconds", "completed", "reason"}
 
 
 def test_play_end_example_has_the_players_fields():

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import yaml
 from agentproc import eventually
+from incore import InjectedClock
 from media_files import sine_file
 from mosquitto import free_port
 from province import Province
@@ -26,19 +26,6 @@ from agent.media import MediaCache
 from agent.store import Store
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-class InjectedClock:
-    """Wall time that runs at real speed from wherever the test last set it."""
-
-    def __init__(self, start: float):
-        self.offset = start - time.monotonic()
-
-    def __call__(self) -> float:
-        return time.monotonic() + self.offset
-
-    def jump(self, to: float) -> None:
-        self.offset = to - time.monotonic()
 
 
 def test_a_week_offline_plays_everything_and_delivers_proof_later(tmp_path, keys, broker):

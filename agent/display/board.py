@@ -1,0 +1,411 @@
+"""The board: the core's owner of the e-board. Decides what is on screen (alert layout over commanded
+scenes over the schedule's playlist), keeps the playlist's turns and the panel's power, and writes
+proof of display (`display.shown`). Runs on the core thread; the Screen worker does the pixels.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import drivers
+from drivers.display import render
+from drivers.display.screen import Compose, Screen
+
+from ..audio.arbiter import RANK
+from ..commands import Result
+from ..media import Downloader, MediaError
+from . import playlist
+
+if TYPE_CHECKING:
+    from ..core import Core
+    from ..envelope import Message
+
+log = logging.getLogger("agent.board")
+
+VIDEO_CAP_S = 4 * 3600.0  # a video slide without duration_s ends at its end, or at this at the latest
+
+
+@dataclass(eq=False)
+class Showing:
+    id: str
+    origin: str  # schedule | command | alert | idle
+    scene: dict
+    level: str = "normal"
+    title: str | None = None
+    duration_s: float | None = None  # time on screen; None: until replaced, cleared, or the video ends
+    media: Path | None = None
+    context: Any = None  # the display.show command
+    deadline: float | None = None  # wall clock when a commanded scene expires
+    token: int = 0
+    started: float | None = None  # wall clock when this turn's frame went up
+    shown_s: float = 0.0  # seconds on screen in earlier turns (a preempted slide resumes)
+
+    def summary(self) -> dict:
+        return {"id": self.id, "origin": self.origin, "kind": self.scene.get("kind"), "level": self.level,
+                "title": self.title or self.scene.get("title") or self.scene.get("headline")}
+
+
+class Board:
+    def __init__(self, core: Core):
+        self.core = core
+        self.cfg = cfg = core.cfg["display"]
+        self.backend = drivers.load("display", cfg["backend"])(cfg)
+        style = render.Style(fonts=cfg["fonts"], header=cfg["header"],
+                             name=core.cfg["device"].get("name") or core.device_id)
+        self.tz = ZoneInfo(core.cfg["device"]["tz"])
+        self.screen = Screen(self.backend, style, clock=core.clock, tz=self.tz, report=core.post, fps=cfg["fps"],
+                             ticker_px_s=cfg["ticker_px_s"])
+        self.tokens = itertools.count(1)
+        self.items = playlist.display_items(core.scheduler.schedule)
+        self.current: Showing | None = None
+        self.shows: list[Showing] = []  # commanded scenes in force, oldest first
+        self.ticker_show: Showing | None = None
+        self.alerts: dict[str, Showing] = {}  # alert identifier -> its layout, newest last
+        self.slide: Showing | None = None  # the playlist's slide, kept while preempted so it resumes
+        self.idle = Showing(id="idle", origin="idle", scene={"kind": "idle"})
+        self.on = True
+        self.power_override: bool | None = None  # display.power, until the next scheduled switch
+        self.skipped: dict[str, str] = {}  # playlist item id -> reason already reported
+        self.bad: set[str] = set()  # media digests that would not render
+        self._turn_timer: Any = None
+        self._change_timer: Any = None
+        self._power_timer: Any = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.screen.start()
+        self._power_plan()
+        self._apply_power(force=True)  # the panel may have been left off by an earlier run
+        self.reload()
+
+    def close(self) -> None:
+        self._leave("stopped")
+        self.screen.close()
+
+    def reload(self) -> None:
+        """The schedule changed: new playlist, reported skips forgotten."""
+        self.items = playlist.display_items(self.core.scheduler.schedule)
+        self.skipped.clear()
+        self._on_change()
+
+    def _on_change(self) -> None:
+        """A display item became valid or invalid: re-decide, and arm the next such moment."""
+        self.core.cancel(self._change_timer)
+        now = self.core.clock()
+        valid = {it.item["id"] for it in playlist.slides(self.items, now)}
+        if self.slide is not None and self.slide.id not in valid:
+            if self.current is self.slide:
+                self._leave("expired")
+            self.slide = None
+        self.refresh(recompose=True)
+        nxt = playlist.next_change(self.items, now)
+        if nxt is not None:
+            self._change_timer = self.core.call_later(max(0.0, nxt - now) + 0.001, self._on_change)
+
+    # --- what is on screen ----------------------------------------------------------------------
+    def refresh(self, *, recompose: bool = False) -> None:
+        if not self.on:
+            self._leave("power_off")
+            return
+        target = self._target()
+        if target is self.current:
+            if recompose and target is not None:
+                self._compose(target)  # e.g. the ticker changed under the same scene
+            return
+        self._leave("preempted")
+        self.current = target
+        target.token = next(self.tokens)
+        self._compose(target)
+
+    def _target(self) -> Showing:
+        if self.alerts:
+            return list(self.alerts.values())[-1]
+        now = self.core.clock()
+        self.shows = [s for s in self.shows if s.deadline is None or s.deadline > now]
+        if self.shows:
+            return max(reversed(self.shows), key=lambda s: RANK[s.level])  # the newest of the highest level
+        if self.slide is None:
+            self.slide = self._next_slide(None)
+        return self.slide or self.idle
+
+    def _compose(self, s: Showing) -> None:
+        ticker = None
+        if self.ticker_show is not None:
+            ticker = self.ticker_show.scene["text"]
+        elif s.origin != "alert":
+            ticker = playlist.ticker_text(self.items, self.core.clock())
+        self.screen.compose(Compose(s.token, s.scene, s.media, ticker))
+
+    def _leave(self, reason: str) -> None:
+        """The current scene leaves the screen: its proof of display, its timer."""
+        s, self.current = self.current, None
+        self.core.cancel(self._turn_timer)
+        self._turn_timer = None
+        if s is None or s.started is None:
+            return
+        now = self.core.clock()
+        seconds = now - s.started
+        s.shown_s += seconds
+        s.started = None
+        completed = reason == "finished"
+        if s.origin != "idle":
+            self.core.emit_event("display.shown", {**s.summary(), "started": round(now - seconds, 3),
+                                                   "ended": round(now, 3), "seconds": round(seconds, 3),
+                                                   "completed": completed, "reason": reason})
+
+    def _next_slide(self, after: str | None) -> Showing | None:
+        """The next valid slide after item `after` in document order (wrapping), skipping missing media."""
+        now = self.core.clock()
+        cands = playlist.slides(self.items, now)
+        order = [it.item["id"] for it in self.items]
+        pos = order.index(after) if after in order else -1
+        cands.sort(key=lambda it: (order.index(it.item["id"]) <= pos, order.index(it.item["id"])))
+        for it in cands:
+            item, scene = it.item, it.item["scene"]
+            media = None
+            if "sha256" in scene:
+                media = self.core.player.cache.path(scene["sha256"])
+                reason = "bad_media" if scene["sha256"] in self.bad else None if media.exists() else "media_unavailable"
+                if reason:
+                    self._skip(item, reason)
+                    continue
+            default = None if scene["kind"] == "video" else self.cfg["slide_s"]
+            return Showing(id=item["id"], origin="schedule", scene=scene, level=item["level"],
+                           title=item.get("title"), duration_s=item.get("duration_s", default), media=media)
+        return None
+
+    def _skip(self, item: dict, reason: str) -> None:
+        if self.skipped.get(item["id"]) == reason:
+            return  # reported once, not on every turn of the loop
+        self.skipped[item["id"]] = reason
+        log.warning("display item %s skipped: %s", item["id"], reason)
+        self.core.emit_event("display.skipped", {"id": item["id"], "kind": item["scene"]["kind"], "reason": reason,
+                                                 "sha256": item["scene"].get("sha256")})
+
+    # --- reports from the Screen worker -------------------------------------------------------
+    def rendered(self, token: int, error: str | None, at: float) -> None:
+        s = self.current
+        if s is None or s.token != token:
+            return
+        if error:  # a broken image or video file: never retried until the schedule changes
+            self.current = None
+            if s.media is not None:
+                self.bad.add(s.scene["sha256"])
+            if s is self.slide:
+                self._skip({"id": s.id, "scene": s.scene}, "bad_media")
+                self.slide = self._next_slide(s.id)
+            elif s in self.shows:
+                self.shows.remove(s)
+                self._ack(s, Result("failed", "media_unavailable", f"cannot show it: {error}"))
+            self.refresh()
+            return
+        if s.started is not None:
+            return  # a recomposition of what is already up (the ticker changed)
+        s.started = at
+        self._ack(s, Result(message="on screen", result={"id": s.id, "on_screen": True, "level": s.level}))
+        left = None if s.duration_s is None else s.duration_s - s.shown_s
+        if s.deadline is not None:
+            left = s.deadline - at
+        if left is None and s.scene.get("kind") == "video":
+            left = VIDEO_CAP_S
+        if s is self.slide:
+            self.skipped.pop(s.id, None)  # it shows again: a later skip is news
+        if left is not None:
+            self._turn_timer = self.core.call_later(max(0.0, left), lambda: self._turn_over(s))
+
+    def video_ended(self, token: int, error: str | None) -> None:
+        s = self.current
+        if s is not None and s.token == token and s.scene.get("kind") == "video":
+            if error:
+                log.warning("video %s: %s", s.id, error)
+            self._turn_over(s, "finished" if not error else "failed")
+
+    def _turn_over(self, s: Showing, reason: str = "finished") -> None:
+        if s is not self.current:
+            return
+        self._leave(reason)
+        if s is self.slide:
+            s.shown_s = 0.0
+            self.slide = self._next_slide(s.id)
+        elif s in self.shows:
+            self.shows.remove(s)
+        self.refresh()
+
+    # --- alerts ------------------------------------------------------------------------------------
+    def alert_started(self, identifier: str, play_id: str, alert: Any) -> None:
+        self.alerts.pop(identifier, None)
+        self.alerts[identifier] = Showing(id=play_id, origin="alert", level=alert.level, scene={
+            "kind": "alert", "headline": alert.headline, "instruction": alert.instruction or alert.description,
+            "issued": self.core.clock(), "drill": alert.drill})
+        self._apply_power()
+        self.refresh()
+
+    def alert_ended(self, identifier: str) -> None:
+        if self.alerts.pop(identifier, None) is not None:
+            if self.current is not None and self.current.origin == "alert":
+                self._leave("finished")
+            self._apply_power()
+            self.refresh()
+
+    # --- commands -----------------------------------------------------------------------------------
+    def show(self, msg: Message, params: dict) -> Result | None:
+        scene, now = params["scene"], self.core.clock()
+        s = Showing(id=msg.jti, origin="command", scene=scene, level=params["level"], title=scene.get("title"),
+                    duration_s=params.get("duration_s"), context=msg,
+                    deadline=now + params["duration_s"] if "duration_s" in params else None)
+        if scene["kind"] == "ticker":
+            self.ticker_show = s
+            if s.deadline is not None:
+                self.core.call_later(params["duration_s"], lambda: self._ticker_over(s))
+            self.refresh(recompose=True)
+            return Result(message="ticker shown", result={"id": msg.jti, "ticker": scene["text"]})
+        if "sha256" not in scene:
+            return self._put_up(s)
+        path = self.core.player.cache.path(scene["sha256"])
+        if path.exists():
+            s.media = path
+            return self._put_up(s)
+
+        def fetch() -> None:  # on a worker: the core never waits on the network
+            try:
+                got: Path | None = Downloader(self.core.player.cache).fetch(scene["url"], scene["sha256"],
+                                                                            scene.get("size"))
+                error = None
+            except (MediaError, OSError) as e:
+                got, error = None, str(e)
+            self.core.post(("call", lambda: self._fetched(s, got, error)))
+
+        threading.Thread(target=fetch, name="display-fetch", daemon=True).start()
+        return None
+
+    def _fetched(self, s: Showing, path: Path | None, error: str | None) -> None:
+        if path is None:
+            self.core.complete(s.context, Result("failed", "media_unavailable", f"cannot fetch the scene's media: "
+                                                                                 f"{error}"))
+            return
+        s.media = path
+        msg = s.context
+        result = self._put_up(s)
+        if result is not None:
+            self.core.complete(msg, result)
+
+    def _put_up(self, s: Showing) -> Result | None:
+        """On screen now (answered once its frame is up), or queued behind an alert or a higher level."""
+        self.shows.append(s)
+        self.refresh()
+        if self.current is s:
+            return None
+        s.context = None
+        return Result(message="queued behind an alert or a higher level", result={"id": s.id, "on_screen": False,
+                                                                                  "level": s.level})
+
+    def _ticker_over(self, s: Showing) -> None:
+        if self.ticker_show is s:
+            self.ticker_show = None
+            self.refresh(recompose=True)
+
+    def _ack(self, s: Showing, result: Result) -> None:
+        """The final ack of a display.show, once: when its frame is up, or when it cannot be drawn."""
+        msg, s.context = s.context, None
+        if msg is not None:
+            self.core.complete(msg, result)
+
+    def clear(self) -> int:
+        n = len(self.shows) + (self.ticker_show is not None)
+        self.shows.clear()
+        self.ticker_show = None
+        self.refresh(recompose=True)
+        return n
+
+    def screenshot(self, msg: Message) -> None:
+        limit = self.cfg["screenshot_max_kb"] * 1024 * 3 // 4  # base64 grows it by a third
+
+        def done(png: bytes | None, size: tuple[int, int] | None) -> None:  # on the Screen worker
+            if png is None:
+                r = Result("failed", "device_fault", "nothing has been drawn yet")
+            else:
+                r = Result(result={"png_b64": base64.b64encode(png).decode(), "width": size[0],  # type: ignore
+                                   "height": size[1], "bytes": len(png),  # type: ignore[index]
+                                   "showing": self.current.summary() if self.current else None})
+            self.core.post(("call", lambda: self.core.complete(msg, r)))
+
+        self.screen.screenshot(limit, done)
+
+    # --- power --------------------------------------------------------------------------------------
+    def set_power(self, on: bool, msg: Message | None = None) -> None:
+        self.power_override = on
+        self._apply_power(msg)
+
+    def power_schedule_changed(self) -> None:
+        self.power_override = None
+        self._power_plan()
+        self._apply_power()
+
+    def scheduled_on(self) -> bool:
+        ps = self.cfg.get("power_schedule")
+        if not ps:
+            return True
+        now = datetime.fromtimestamp(self.core.clock(), self.tz).strftime("%H:%M")
+        on, off = ps["on"], ps["off"]
+        return on <= now < off if on <= off else not (off <= now < on)
+
+    def _power_plan(self) -> None:
+        """Arm a timer for the next switch of `display.power_schedule` (in the device's time zone)."""
+        self.core.cancel(self._power_timer)
+        self._power_timer = None
+        ps = self.cfg.get("power_schedule")
+        if not ps:
+            return
+        now = datetime.fromtimestamp(self.core.clock(), self.tz)
+        times = []
+        for hm in (ps["on"], ps["off"]):
+            h, m = map(int, hm.split(":"))
+            t = now.replace(hour=h, minute=m, second=0, microsecond=0)
+            times.append(t if t > now else t + timedelta(days=1))
+        at = min(times).timestamp()
+
+        def switch() -> None:
+            self.power_override = None  # a manual switch lasts until the schedule's next one
+            self._apply_power()
+            self._power_plan()
+
+        self._power_timer = self.core.call_later(max(0.0, at - self.core.clock()) + 0.001, switch)
+
+    def _apply_power(self, msg: Message | None = None, *, force: bool = False) -> None:
+        want = True if self.alerts else self.power_override if self.power_override is not None else self.scheduled_on()
+
+        def done(method: str | None, error: str | None) -> None:  # on the Screen worker
+            def report() -> None:
+                if error:
+                    self.core.faults.raise_("display_power", f"cannot switch the panel {'on' if want else 'off'}: "
+                                                             f"{error}")
+                else:
+                    self.core.faults.clear("display_power")
+                    log.info("panel %s (%s)", "on" if want else "off", method)
+                if msg is not None:
+                    self.core.complete(msg, Result("failed", "device_fault", error) if error else
+                                       Result(result={"on": want, "method": method}))
+            self.core.post(("call", report))
+
+        changed = want != self.on
+        self.on = want
+        if changed or force or msg is not None:
+            self.screen.power(want, done)
+        if changed:
+            self.refresh()
+
+    # --- status ----------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"on": self.on, "backend": self.backend.name,
+                "showing": self.current.summary() if self.current is not None else None,
+                "ticker": self.ticker_show.scene["text"] if self.ticker_show else
+                playlist.ticker_text(self.items, self.core.clock()),
+                "playlist": len(playlist.slides(self.items, self.core.clock()))}
