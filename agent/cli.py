@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=("status", "screenshot", "on", "off", "clear"), nargs="?", default="status")
     p.add_argument("file", nargs="?", default="screenshot.png", help="where a screenshot goes (PNG)")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("selftest", parents=[common], help="test tone through each zone: relays, feedback, microphone")
+    p.add_argument("--calibrate", action="store_true", help="take the microphone's reference level (at install)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("doctor", parents=[common], help="check config, secrets, broker, certificates, clock, "
+                       "audio, GPIO, display, fonts, disk, cache, outbox, schedule (daemon running or not)")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("test", parents=[common], help="a chime and a 1 kHz tone through every zone")
     p.add_argument("--json", action="store_true")
 
@@ -311,9 +317,22 @@ def cmd_display(args: argparse.Namespace, path: str) -> int:
     return 0
 
 
+def cmd_selftest(args: argparse.Namespace, path: str) -> int:
+    from .selftest import cli
+
+    return cli(args, path)
+
+
+def cmd_doctor(args: argparse.Namespace, path: str) -> int:
+    from .doctor import cli
+
+    return cli(args, path)
+
+
 COMMANDS = {"cache": cmd_cache, "status": cmd_status, "config": cmd_config, "logs": cmd_logs, "restart": cmd_restart,
             "play": cmd_play, "say": cmd_say, "stop": cmd_stop, "volume": cmd_volume, "amp": cmd_amp,
-            "test": cmd_test, "schedule": cmd_schedule, "display": cmd_display}
+            "test": cmd_test, "schedule": cmd_schedule, "display": cmd_display,
+            "selftest": cmd_selftest, "doctor": cmd_doctor}
 
 if __name__ == "__main__":
     sys.exit(main())

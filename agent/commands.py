@@ -209,6 +209,11 @@ def display_screenshot(core: Core, msg: Message, params: dict) -> None:
     _board(core).screenshot(msg)
 
 
+@REGISTRY.command("selftest", Obj({"calibrate": Bool(default=False)}), long=True)
+def selftest(core: Core, msg: Message, params: dict) -> None:
+    core.selftest.start(calibrate=params["calibrate"], done=lambda result: core.complete(msg, result))
+
+
 @REGISTRY.command("amp", Obj({"on": Bool(), "zones": ZONES}))
 def amp(core: Core, msg: Message, params: dict) -> Result:
     zones = core.player.amp.force(params["on"], _zones(core, params.get("zones")))

@@ -28,6 +28,15 @@ CAPABILITIES = ("speaker", "display")
 QUIET_WINDOW = Obj({"from": Clock(), "to": Clock(), "max_volume": Int(min=0, max=100, default=0)})
 
 
+SENSOR_NAMES = ("door_open", "mains_power", "amp_ok")
+SENSOR = Obj({
+    "name": Str(choices=SENSOR_NAMES),
+    "pin": Int(min=0, max=1023),
+    "active_high": Bool(default=True),  # active = the door is open / mains is present / the amplifier is OK
+    "pull": Str(choices=("up", "down", "none"), default="none"),
+    "debounce_ms": Int(min=0, max=60000, default=200),
+})
+
 ZONE = Obj({
     "name": Str(pattern=r"[A-Za-z0-9_-]{1,32}"),
     "relay_pin": Int(min=0, max=1023),
@@ -141,6 +150,27 @@ SCHEMA = Obj({
     "cache": Obj({
         "max_mb": Int(min=1, max=1024 * 1024, default=2048),
         "prefetch_hours": Num(min=0, max=24 * 30, default=48.0),
+    }),
+    "sensors": List(SENSOR, max_len=16, default=list),
+    "health": Obj({
+        "check_s": Num(min=0.05, max=3600, default=30.0),  # how often sys/disk/storage are checked
+        "raise_after": Int(min=1, max=100, default=2),  # consecutive bad checks before a fault is raised
+        "clear_after": Int(min=1, max=100, default=2),  # consecutive good checks before it clears
+        "overheat_c": Num(min=30, max=150, default=80.0),
+        "overheat_clear_c": Num(min=20, max=150, default=75.0),
+        "disk_low_mb": Num(min=0, max=10**7, default=200.0),
+        "disk_clear_mb": Num(min=0, max=10**7, default=300.0),
+        "proc": Str(min_len=1, default="/proc"),  # roots, so tests can point at a fake tree
+        "sys": Str(min_len=1, default="/sys"),
+    }),
+    "selftest": Obj({
+        "mic_device": Str(optional=True),  # ALSA capture device that hears the horn; none = no acoustic check
+        "tone_s": Num(min=0.5, max=30, default=2.0),
+        "tolerance_db": Num(min=0.5, max=60, default=6.0),  # allowed drop of the 1 kHz level from calibration
+        "daily": Clock(optional=True),  # a daily self-test at this local time (never in quiet hours)
+    }),
+    "maintenance": Obj({
+        "restart_window": Obj({"from": Clock(), "to": Clock()}, optional=True),  # nightly restart, e.g. 02:00-04:00
     }),
     "log": Obj({
         "level": Str(choices=("debug", "info", "warning", "error"), default="info"),

@@ -34,9 +34,13 @@ if TYPE_CHECKING:
     from .ipc import Reply
     from .link import Link
     from .logbuffer import RingHandler
+    from .maintenance import Maintenance
+    from .monitor import Monitor
     from .prefetch import Prefetcher
     from .scheduler import Scheduler
     from .sdnotify import Notifier
+    from .selftest import SelfTest
+    from .sensors import Sensors
     from .store import Store
 
 log = logging.getLogger("agent.core")
@@ -57,14 +61,19 @@ class Core:
         self.boot_id = boot_id or str(uuid.uuid4())
         self.device_id: str = cfg["device"]["id"]
         self.envelope = Envelope(Policy.from_config(cfg["security"]), self.device_id)
-        self.health = Health(cfg["paths"]["state_dir"])
-        self.faults = Faults(self.emit_event)
+        self.health = Health(cfg["paths"]["state_dir"], proc=cfg["health"]["proc"], sys=cfg["health"]["sys"])
+        self.faults = Faults(self.emit_event, clock, raise_after=cfg["health"]["raise_after"],
+                             clear_after=cfg["health"]["clear_after"])
         self.link: Link | None = None
         self.player: Player = None  # type: ignore[assignment]  # set by the daemon (drivers load there)
         self.scheduler: Scheduler = None  # type: ignore[assignment]
         self.prefetcher: Prefetcher = None  # type: ignore[assignment]
         self.alerts: Alerts = None  # type: ignore[assignment]
         self.board: Board | None = None  # on a box with the display capability
+        self.selftest: SelfTest = None  # type: ignore[assignment]
+        self.sensors: Sensors | None = None
+        self.monitor: Monitor | None = None
+        self.maintenance: Maintenance | None = None
         self._awaiting_accept: set[str] = set()  # long commands whose `accepted` is not written yet
         self.q: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
@@ -190,6 +199,9 @@ class Core:
             self.prefetcher.start()
         if self.board is not None:
             self.board.start()
+        for part in (self.sensors, self.monitor):
+            if part is not None:
+                part.start()
         interval = self.notifier.watchdog_interval() if self.notifier else None
         if interval:
             self.every(lambda: interval, self._watchdog)
@@ -386,7 +398,8 @@ class Core:
             **(self.scheduler.state() if self.scheduler else {"schedule_versions": {}, "next_item": None}),
             "cache": self.prefetcher.stats() if self.prefetcher else None, "outbox_pending": self.store.outbox_count(),
             "sys": self.health.sys_sample(), "net": self.health.net(), "clock_synced": self.health.clock_synced(),
-            "sensors": {}, "faults": self.faults.codes(), "capabilities": list(dev["capabilities"]),
+            "sensors": self.sensors.state() if self.sensors else {}, "faults": self.faults.codes(),
+            "capabilities": list(dev["capabilities"]),
             "areas": list(dev["areas"]), "display": self.board.state() if self.board is not None else None,
         }
 
@@ -570,6 +583,21 @@ class Core:
                     {"png_b64": base64.b64encode(png).decode() if png else None, "size": size}))
             return answer
         return {**board.state(), **board.screen.state()}
+
+    def ipc_selftest(self, calibrate: bool = False) -> Any:
+        """`loa selftest`: answered when every check has run (a worker-side wait, never the core's)."""
+        def answer(future: Reply) -> None:
+            self.selftest.start(calibrate=calibrate, done=lambda r: future.set_result(
+                {"status": r.status, "code": r.code, "message": r.message, **r.result}))
+        return answer
+
+    def ipc_sim_drive(self, pin: int, active: bool) -> dict:
+        """Drive a simulated GPIO input as the outside world would (labs and tests; `gpio.backend: sim`)."""
+        gpio = self.player.gpio
+        if gpio.name != "sim":
+            raise ValueError("sim_drive works only with gpio.backend sim")
+        gpio.drive(int(pin), bool(active))  # type: ignore[attr-defined]
+        return {"pin": pin, "active": active}
 
     def ipc_restart(self) -> dict:
         log.warning("restart requested from the local CLI")

@@ -24,14 +24,22 @@ def build(cfg: dict, store: Store, **core_args: Any) -> Core:
     from .alerting import Alerts
     from .audio.player import Player
     from .core import Core
+    from .maintenance import Maintenance
+    from .monitor import Monitor
     from .prefetch import Prefetcher
     from .scheduler import Scheduler
+    from .selftest import SelfTest
+    from .sensors import Sensors
 
     core = Core(cfg, store, **core_args)
     core.player = Player(core)
     core.scheduler = Scheduler(core)
     core.prefetcher = Prefetcher(core)
     core.alerts = Alerts(core)
+    core.selftest = SelfTest(core)
+    core.sensors = Sensors(core)
+    core.monitor = Monitor(core)
+    core.maintenance = Maintenance(core)
     if "display" in cfg["device"]["capabilities"]:
         from .display.board import Board
 

@@ -1,6 +1,9 @@
 """Cheap health readings from /proc and /sys for the heartbeat; every reading fails soft to None.
 
-Roots are parameters so tests can point them at a fake tree.
+Roots are parameters so tests can point them at a fake tree. Nothing here spawns a process on the
+heartbeat's path: the clock comes from adjtimex(2) (not `timedatectl`), throttling from the Pi firmware's
+sysfs node or the rpi_volt hwmon alarm (not `vcgencmd`); only the 4G signal needs ModemManager's `mmcli`,
+which runs on a worker thread at most every few minutes and is cached.
 """
 
 from __future__ import annotations
@@ -8,11 +11,17 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import shutil
 import socket
 import struct
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 SIOCGIFADDR = 0x8915
+MMCLI_EVERY_S = 300.0
+CELLULAR = ("wwan", "ppp", "usb", "cdc-wdm")  # interface names of 4G modems
 TIME_ERROR = 5  # adjtimex(2): the kernel says the clock is not synchronised
 
 
@@ -22,6 +31,8 @@ class Health:
         self.proc = Path(proc)
         self.sys = Path(sys)
         self._libc: ctypes.CDLL | None = None
+        self._cell: tuple[float, float | None] = (-MMCLI_EVERY_S, None)  # (monotonic time read, signal %)
+        self._cell_busy = False
 
     def sys_sample(self) -> dict:
         return {
@@ -30,6 +41,7 @@ class Health:
             "mem_used_pct": self.mem_used_pct(),
             "disk_free_mb": self.disk_free_mb(),
             "undervoltage": self.undervoltage(),
+            "throttled": self.throttled(),
             "uptime_s": self.host_uptime_s(),
         }
 
@@ -80,15 +92,67 @@ class Health:
             return None
         return round(st.f_bavail * st.f_frsize / 2**20, 1)
 
-    def undervoltage(self) -> bool | None:
-        # Raspberry Pi firmware node; bit 0 = under-voltage now, bit 16 = has occurred since boot.
+    def _throttled_bits(self) -> int | None:
+        # Raspberry Pi firmware node (what `vcgencmd get_throttled` prints): bit 0 under-voltage now,
+        # bit 1 frequency capped, bit 2 throttled, bit 3 soft temperature limit; bits 16-19 since boot.
         text = self._read(self.sys / "devices/platform/soc/soc:firmware/get_throttled")
-        if text is None:
-            return None
         try:
-            return bool(int(text.strip(), 16) & 0x1)
+            return int(text.strip(), 16) if text else None
         except ValueError:
             return None
+
+    def undervoltage(self) -> bool | None:
+        bits = self._throttled_bits()
+        if bits is not None:
+            return bool(bits & 0x1)
+        try:  # newer kernels: the rpi_volt hwmon device's low-voltage alarm
+            alarms = sorted((self.sys / "class/hwmon").glob("hwmon*/in0_lcrit_alarm"))
+        except OSError:
+            return None
+        for alarm in alarms:
+            text = self._read(alarm)
+            if text is not None and text.strip() in ("0", "1"):
+                return text.strip() == "1"
+        return None
+
+    def throttled(self) -> bool | None:
+        bits = self._throttled_bits()
+        return None if bits is None else bool(bits & 0x6)
+
+    def storage_readonly(self) -> bool | None:
+        """Whether the file system holding the state dir is mounted read-only (an SD card the kernel gave up
+        on is remounted ro)."""
+        text = self._read(self.proc / "self/mounts") or self._read(self.proc / "mounts")
+        if not text:
+            return None
+        target = os.path.realpath(self.state_dir)
+        best: tuple[int, bool] | None = None
+        for line in text.splitlines():
+            cols = line.split()
+            if len(cols) < 4:
+                continue
+            mnt = cols[1].replace("\\040", " ")
+            if (target == mnt or target.startswith(mnt.rstrip("/") + "/")) and (best is None or len(mnt) > best[0]):
+                best = (len(mnt), "ro" in cols[3].split(","))
+        return None if best is None else best[1]
+
+    def write_read_back(self) -> str | None:
+        """A small write, fsync and read-back in the state dir: None if it worked, else what failed.
+        It may block on a dying card: run it on a worker thread, never on the core's."""
+        path = Path(self.state_dir) / ".health-probe"
+        payload = f"{time.time():.6f}".encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, payload)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if path.read_bytes() != payload:
+                return "what was written did not read back"
+        except OSError as e:
+            return f"{e.strerror or e} ({path})"
+        return None
 
     def host_uptime_s(self) -> float | None:
         text = self._read(self.proc / "uptime")
@@ -99,7 +163,32 @@ class Health:
 
     def net(self) -> dict:
         iface = self.default_iface()
-        return {"iface": iface, "ip": _iface_ip(iface) if iface else None, "wifi_signal_dbm": self.wifi_signal(iface)}
+        return {"iface": iface, "ip": _iface_ip(iface) if iface else None, "wifi_signal_dbm": self.wifi_signal(iface),
+                "cell_signal_pct": self.cell_signal(iface)}
+
+    def cell_signal(self, iface: str | None) -> float | None:
+        """4G signal quality from ModemManager, cached; refreshed on a worker thread (mmcli is a process)."""
+        if not iface or not iface.startswith(CELLULAR):
+            return None
+        read_at, value = self._cell
+        if time.monotonic() - read_at >= MMCLI_EVERY_S and not self._cell_busy and shutil.which("mmcli"):
+            self._cell_busy = True
+            threading.Thread(target=self._read_mmcli, name="mmcli", daemon=True).start()
+        return value
+
+    def _read_mmcli(self) -> None:
+        value = None
+        try:
+            out = subprocess.run(["mmcli", "-m", "any", "--output-keyvalue"], capture_output=True, text=True,
+                                 timeout=10).stdout
+            for line in out.splitlines():
+                key, _, val = line.partition(":")
+                if key.strip() == "modem.generic.signal-quality.value":
+                    value = float(val.strip())
+        except (OSError, subprocess.SubprocessError, ValueError):
+            pass
+        self._cell = (time.monotonic(), value)
+        self._cell_busy = False
 
     def default_iface(self) -> str | None:
         text = self._read(self.proc / "net/route")

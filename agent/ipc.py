@@ -21,7 +21,7 @@ from .errors import IpcError
 log = logging.getLogger("agent.ipc")
 
 OPS = {"status", "logs", "restart", "play", "play_file", "stop", "volume", "amp", "test", "schedule", "cache",
-       "display"}
+       "display", "selftest", "sim_drive"}
 
 
 class Reply:

@@ -162,6 +162,8 @@ class Obj(Field):
             return {}, [SchemaError(path, f"must be a mapping, got {type_name(value)}")]
         errors: list[SchemaError] = []
         out: dict = {}
+        # A section or list left empty in YAML (`sensors:` over commented-out entries) reads as null: absent.
+        value = {k: v for k, v in value.items() if not (v is None and isinstance(self.fields.get(k), Obj | List))}
         for key, val in value.items():
             sub = f"{path}.{key}" if path else str(key)
             field = self.fields.get(key)

@@ -224,4 +224,4 @@ class Screen:
                            Image.Resampling.LANCZOS)
 
     def state(self) -> dict[str, Any]:
-        return {"frames": self.frames, "on": self.on, "ticker": self._ticker is not None}
+        return {"frames": self.frames, "panel_on": self.on, "animating": self._ticker is not None}

@@ -1,0 +1,70 @@
+"""Periodic health checks (every `health.check_s`, on a core timer) that raise and clear faults through
+`Faults.observe`, so each fault needs `health.raise_after` bad readings in a row to start and
+`health.clear_after` good ones to end; thresholds have a band between raise and clear (80 °C / 75 °C,
+200 MB / 300 MB free) where nothing changes. The storage probe (write, fsync, read back) runs on a worker
+thread every PROBE_EVERY checks: a dying SD card may block it, and the core must not block."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .core import Core
+
+PROBE_EVERY = 10
+
+
+def band(value: float | None, bad_at: float, good_below: float, *, high_is_bad: bool = True) -> bool | None:
+    """A verdict with hysteresis: bad past `bad_at`, good before `good_below`, None in between or unknown."""
+    if value is None:
+        return None
+    if high_is_bad:
+        return True if value >= bad_at else False if value < good_below else None
+    return True if value < bad_at else False if value >= good_below else None
+
+
+class Monitor:
+    def __init__(self, core: Core):
+        self.core = core
+        self.checks = 0
+        self._probing = False
+        self._readonly: bool | None = None
+
+    def start(self) -> None:
+        self.core.every(lambda: self.core.cfg["health"]["check_s"], self.check)
+        self.core.call_later(0, self.check)
+
+    def check(self) -> None:
+        cfg, h, faults = self.core.cfg["health"], self.core.health, self.core.faults
+        faults.raise_after, faults.clear_after = cfg["raise_after"], cfg["clear_after"]
+        temp = h.cpu_temp_c()
+        faults.observe("overheat", band(temp, cfg["overheat_c"], cfg["overheat_clear_c"]),
+                       f"CPU at {temp} °C (limit {cfg['overheat_c']:g} °C)")
+        faults.observe("undervoltage", h.undervoltage(), "under-voltage: the power supply sags (check it and "
+                                                         "its cable)")
+        free = h.disk_free_mb()
+        faults.observe("disk_low", band(free, cfg["disk_low_mb"], cfg["disk_clear_mb"], high_is_bad=False),
+                       f"{free} MB free on the state directory (limit {cfg['disk_low_mb']:g} MB)")
+        self._readonly = h.storage_readonly()
+        if self.checks % PROBE_EVERY == 0 and not self._probing:
+            self._probing = True
+            threading.Thread(target=self._probe, name="storage-probe", daemon=True).start()
+        elif self._readonly:
+            faults.observe("storage_readonly", True, "the state directory's file system is mounted read-only")
+        self.checks += 1
+        if self.core.sensors is not None:
+            self.core.sensors.check_amp()
+        if self.core.maintenance is not None:
+            self.core.maintenance.tick()
+
+    def _probe(self) -> None:
+        error = self.core.health.write_read_back()
+        self.core.post(("call", lambda: self._probed(error)))
+
+    def _probed(self, error: str | None) -> None:
+        self._probing = False
+        bad = bool(self._readonly) or error is not None
+        message = "the state directory's file system is mounted read-only" if self._readonly else \
+            f"storage write and read-back failed: {error}"
+        self.core.faults.observe("storage_readonly", bad, message)
