@@ -96,7 +96,7 @@ def from_cap(xml: str, *, areas: list[str], location: dict | None, repeat: int =
         raise Rejection("bad_payload", f"params.cap: larger than {MAX_CAP_BYTES} bytes")
     try:
         root = ElementTree.fromstring(raw, forbid_dtd=True)
-    except (ElementTree.ParseError, DefusedXmlException, ValueError) as e:
+    except (ElementTree.ParseError, DefusedXmlException, ValueError, LookupError) as e:  # LookupError: encoding
         raise Rejection("bad_schema", f"params.cap: not a well-formed CAP document ({e})") from None
     ns = {"c": CAP_NS}
     if root.tag != f"{{{CAP_NS}}}alert":
@@ -144,13 +144,17 @@ def _match_area(info: Any, ns: dict, areas: list[str], location: dict | None) ->
                 return
         if location:
             point = (location["lat"], location["lon"])
-            for poly in area.findall("c:polygon", ns):
-                if _in_polygon(point, _points(poly.text or "")):
-                    return
-            for circle in area.findall("c:circle", ns):
-                centre, _, radius = (circle.text or "").strip().partition(" ")
-                if radius and _distance_km(point, _points(centre)[0]) <= float(radius):
-                    return
+            try:
+                for poly in area.findall("c:polygon", ns):
+                    if _in_polygon(point, _points(poly.text or "")):
+                        return
+                for circle in area.findall("c:circle", ns):
+                    centre, _, radius = (circle.text or "").strip().partition(" ")
+                    if radius and _distance_km(point, _points(centre)[0]) <= float(radius):
+                        return
+            except (ValueError, IndexError):
+                raise Rejection("bad_schema", "params.cap: <polygon> must be \"lat,lon lat,lon ...\" and <circle> "
+                                              "\"lat,lon radius_km\"") from None
     raise Rejection("not_for_me", "the alert's areas (geocode, polygon, circle) do not include this device")
 
 

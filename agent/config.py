@@ -90,7 +90,8 @@ SCHEMA = Obj({
             "cap_s": Num(min=0.1, max=3600, default=300.0),
             "stable_s": Num(min=0, max=3600, default=60.0),
             "auth_retry_s": Num(min=1, max=86400, default=600.0),
-        }, default=lambda: {"base_s": 1.0, "cap_s": 300.0, "stable_s": 60.0, "auth_retry_s": 600.0}),
+            "jitter": Bool(default=True),  # false only to measure what jitter buys (scripts/bench_storm)
+        }, default=lambda: {"base_s": 1.0, "cap_s": 300.0, "stable_s": 60.0, "auth_retry_s": 600.0, "jitter": True}),
     }),
     "security": Obj({
         "require_signed": Bool(default=True),
@@ -201,8 +202,10 @@ def parse(text: str, *, base_dir: Path = Path("."), source: str = "config",
         raise ConfigError([f"{source}: not valid YAML{where}: {getattr(e, 'problem', e)}"]) from None
     if raw is None:
         raw = {}
+    if isinstance(raw, dict):  # a section left empty (`sensors:` over commented-out entries) reads as null: absent
+        raw = {k: v for k, v in raw.items() if v is not None}
     cfg, errors = SCHEMA.collect(raw)
-    problems = [str(e) for e in errors]
+    problems = [str(e) if e.field else f"{source}: the file {e.what}" for e in errors]
     if not errors:
         for key, value in (overrides or {}).items():
             set_key(cfg, key, value)
@@ -285,6 +288,10 @@ def _file_problems(key: str, path: str, *, secret: bool) -> list[str]:
     if secret and st.st_mode & 0o077:
         mode = stat.S_IMODE(st.st_mode)
         return [f"{key}: {path} is readable by group or others (mode {mode:04o}); run chmod 600 {path}"]
+    if not secret and st.st_mode & 0o022:  # a trust anchor (signing key, CA) that others may replace
+        problem = (f"{key}: {path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}): whoever "
+                   f"can write it can replace it; run chmod go-w {path}")
+        return [problem]
     if not os.access(path, os.R_OK):
         return [f"{key}: cannot read {path}: permission denied"]
     return []

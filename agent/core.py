@@ -14,6 +14,7 @@ import logging
 import queue
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,7 @@ class Core:
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
         self._last_submitted = 0
         self._delivered: list[int] = []
+        self._unwritten: deque[dict] = deque(maxlen=10_000)  # events the disk could not take yet
         self.hb_seq = 0
         self.last_heartbeat_at: str | None = None
         self.started = time.monotonic()
@@ -190,6 +192,8 @@ class Core:
     def _start(self) -> None:
         # READY once config is loaded and this loop runs, not when the broker answers: the box works offline.
         self.notify("READY=1", f"STATUS=running as {self.device_id}")
+        if self.store.recovered:  # the province learns that this box lost its state database (and why)
+            self.emit_event("store.recovered", self.store.recovered)
         self.call_later(0, self.envelope.warm_up)
         if self.player is not None:
             self.player.start()
@@ -206,7 +210,9 @@ class Core:
         if interval:
             self.every(lambda: interval, self._watchdog)
         self._schedule_heartbeat()
-        self.every(lambda: 3600.0, lambda: self.store.prune_seen(self.clock()))
+        # Forget a jti only once the trusted floor proves it expired: a clock that ran ahead (or a reset) must not
+        # let a recorded command through again.
+        self.every(lambda: 3600.0, lambda: self.store.prune_seen(min(self.clock(), self.store.time_floor())))
         self._resume()
 
     def _watchdog(self) -> None:
@@ -275,7 +281,6 @@ class Core:
                                 "topics", jti=msg.jti, type_=msg.type)
             if kind == "schedule":
                 # Retained and redelivered by design: `version` is the replay guard here, not the jti.
-                self.store.raise_floor(msg.iat)
                 self._execute(self.registry.get("schedule"), msg, msg.params)
                 ack()
                 return
@@ -301,8 +306,10 @@ class Core:
             ack()
             return
         if command.urgent and command.urgent(params):
-            self._execute(command, msg, params)  # the first sample goes out before the fsync below
-            self.store.record(msg.jti, msg.exp or 0, msg.iat, topic, msg.claims)
+            status = self._execute(command, msg, params)  # the first sample goes out before the fsync below
+            if status != "rejected":  # refused outright: nothing to remember, as for any rejection
+                # still running: kept in the inbox so a restart resumes it; finished already: only the guard
+                self.store.record(msg.jti, msg.exp or 0, msg.iat, topic, msg.claims if status is None else None)
             ack()
             log.info("[%s] urgent %s from %s", msg.jti, msg.type, topic)
             return
@@ -311,7 +318,8 @@ class Core:
         log.info("[%s] accepted %s from %s", msg.jti, msg.type, topic)
         self._execute(command, msg, params)
 
-    def _execute(self, command: Any, msg: Message, params: Any) -> None:
+    def _execute(self, command: Any, msg: Message, params: Any) -> str | None:
+        """Run a handler; the final status if it finished at once, None if it goes on."""
         if command.long:
             self._awaiting_accept.add(msg.jti)
         try:
@@ -324,8 +332,9 @@ class Core:
             result = Result("failed", "internal", f"{type(e).__name__}: {e}")
         if result is not None:
             self.complete(msg, result)
-        else:
-            self._accept(msg)
+            return result.status
+        self._accept(msg)
+        return None
 
     def _accept(self, msg: Message) -> None:
         if msg.jti in self._awaiting_accept:
@@ -378,9 +387,26 @@ class Core:
         self._pump()
 
     def emit_event(self, kind: str, data: dict) -> None:
-        """A durable event: written to the outbox first, published when connected, dropped on PUBACK."""
-        self.store.enqueue(self.link_topics("event"), {"id": str(uuid.uuid4()), "device_id": self.device_id,
-                                                       "at": rfc3339(self.clock()), "kind": kind, "data": data})
+        """A durable event: written to the outbox first, published when connected, dropped on PUBACK.
+
+        When the state directory cannot take it (a full or failing disk), it waits in memory, in order,
+        and is written by the next event or health check that finds room (`flush_unwritten`)."""
+        self._unwritten.append({"id": str(uuid.uuid4()), "device_id": self.device_id, "at": rfc3339(self.clock()),
+                                "kind": kind, "data": data})
+        self.flush_unwritten()
+
+    def flush_unwritten(self) -> None:
+        import sqlite3
+
+        while self._unwritten:
+            try:
+                self.store.enqueue(self.link_topics("event"), self._unwritten[0])
+            except sqlite3.OperationalError as e:  # "database or disk is full", "disk I/O error"
+                if len(self._unwritten) == 1 or len(self._unwritten) % 100 == 0:
+                    log.error("cannot write events to the state database (%s): %d waiting in memory", e,
+                              len(self._unwritten))
+                return
+            self._unwritten.popleft()
         self._pump()
 
     def link_topics(self, kind: str) -> str:

@@ -47,6 +47,7 @@ class Reply:
             raise self._error
         return self._value
 MAX_REQUEST = 64 * 1024
+OP_TIMEOUT = {"selftest": 1200.0}  # every zone's warm-up, tone and microphone (16 zones at their longest)
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -61,9 +62,11 @@ class _Handler(socketserver.StreamRequestHandler):
                 raise ValueError(f"unknown request {op!r}")
             answer = Reply()
             self.server.post(("ipc", op, args, answer))
-            reply = {"ok": True, "result": answer.result(timeout=10)}
-        except TimeoutError:
-            reply = {"ok": False, "error": "the agent's core did not answer within 10 s"}
+            wait = OP_TIMEOUT.get(op, 10.0)
+            try:
+                reply = {"ok": True, "result": answer.result(timeout=wait)}
+            except TimeoutError:
+                reply = {"ok": False, "error": f"the agent's core did not answer within {wait:g} s"}
         except Exception as e:  # a bad request gets an answer, never a crash
             reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
         self.wfile.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")

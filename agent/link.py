@@ -96,16 +96,10 @@ class Link:
 
     def _load_credentials(self) -> None:
         """Read the password file before every attempt: a technician's fix applies without a restart."""
-        if not self.cfg.get("username"):
-            return
-        password = None
-        if self.cfg.get("password_file"):
-            try:
-                with open(self.cfg["password_file"], encoding="utf-8") as f:
-                    password = f.read().strip()
-            except OSError as e:
-                self._note_error(f"cannot read mqtt.password_file: {e}")
-        self.client.username_pw_set(self.cfg["username"], password)
+        try:
+            set_credentials(self.client, self.cfg)
+        except OSError as e:
+            self._note_error(f"cannot read mqtt.password_file: {e}")
 
     def _status(self, state: str) -> bytes:
         return json.dumps({"state": state, "device_id": self.device_id, "boot_id": self.boot_id,
@@ -146,6 +140,7 @@ class Link:
         rc = self.cfg["reconnect"]
         while not self._stop.is_set():
             self.attempts += 1
+            log.info("connecting to %s (attempt %d)", self.broker, self.attempts)  # bench_storm counts these
             self._load_credentials()
             try:
                 props = Properties(PacketTypes.CONNECT)
@@ -169,7 +164,8 @@ class Link:
             if self.auth_failed:
                 delay = rc["auth_retry_s"]
             else:  # full jitter (AWS architecture blog): spreads a province's boxes over the window
-                delay = self.rng.uniform(0, min(rc["cap_s"], rc["base_s"] * 2 ** min(failures, 30)))
+                delay = min(rc["cap_s"], rc["base_s"] * 2 ** min(failures, 30))
+                delay = self.rng.uniform(0, delay) if rc["jitter"] else delay
             log.debug("reconnecting to %s in %.1f s", self.broker, delay)
             self._stop.wait(delay)
 
@@ -260,3 +256,14 @@ class Link:
         """PUBACK an incoming message, only on the connection it came in on (else the broker redelivers)."""
         if qos > 0 and generation == self.generation and self.connected:
             self.client.ack(mid, qos)
+
+
+def set_credentials(client: mqtt.Client, mq: dict) -> None:
+    """mqtt.username with the password read from mqtt.password_file now (OSError if it cannot be read)."""
+    if not mq.get("username"):
+        return
+    password = None
+    if mq.get("password_file"):
+        with open(mq["password_file"], encoding="utf-8") as f:
+            password = f.read().strip()
+    client.username_pw_set(mq["username"], password)

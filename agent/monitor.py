@@ -53,6 +53,7 @@ class Monitor:
         elif self._readonly:
             faults.observe("storage_readonly", True, "the state directory's file system is mounted read-only")
         self.checks += 1
+        self.core.flush_unwritten()  # events that a full disk held back, once there is room again
         if self.core.sensors is not None:
             self.core.sensors.check_amp()
         if self.core.maintenance is not None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent.scheduler")
 
 CATCH_UP_S = 86400.0  # how far back a restart looks for missed occurrences
+REMEMBER_S = 2 * 86400.0  # occurrences handed over are remembered this long (by their time), so none plays twice
 
 
 class Scheduler:
@@ -34,6 +35,8 @@ class Scheduler:
         self.core = core
         self.docs: dict[str, dict] = core.store.get_json("schedule_docs", {})
         self.fired_until: float | None = core.store.get_json("schedule_fired_until")
+        # ITEM@LOCALTIME -> its time: what was handed over already, whatever the clock does afterwards
+        self.fired: dict[str, float] = core.store.get_json("schedule_fired", {})
         self.timer: Any = None
         self.next: Occurrence | None = None
         self._wall_mono = (core.clock(), time.monotonic())
@@ -65,6 +68,8 @@ class Scheduler:
             return Result("rejected", "bad_schema", str(e))
         stored = self.docs.get(topic)
         version = claims["version"]
+        if stored is None or version >= stored["version"]:
+            self.core.store.raise_floor(msg.iat)  # a signed, valid, current document vouches for its time
         result = {"version": version, "items": len(items)}
         if stored is not None and version < stored["version"]:
             return Result("rejected", "stale", f"version {version} is older than the applied {stored['version']}",
@@ -126,6 +131,9 @@ class Scheduler:
     def _mark(self, at: float) -> None:
         self.fired_until = max(at, self.fired_until or at)
         self.core.store.put_json("schedule_fired_until", self.fired_until)
+        horizon = self.fired_until - REMEMBER_S
+        self.fired = {k: t for k, t in self.fired.items() if t >= horizon}
+        self.core.store.put_json("schedule_fired", self.fired)
 
     def catch_up(self) -> None:
         """After a restart or a clock jump: occurrences already due that were not handled."""
@@ -168,6 +176,10 @@ class Scheduler:
         item = occ.item
         if "source" not in item:
             return  # display items are the board's playlist (display/board.py), not occurrences to play
+        if occ.id in self.fired:  # the clock went back over it: once is what the province asked for
+            log.info("schedule: %s already played; not again after the clock went back", occ.id)
+            return
+        self.fired[occ.id] = occ.at
         duration = item.get("duration_s")
         play = Play(id=occ.id, source=item["source"], level=item["level"], volume=item.get("volume"),
                     zones=item.get("zones") or [], title=item.get("title"), origin="schedule",

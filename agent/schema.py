@@ -137,7 +137,7 @@ class Kinds(Field):
         if not isinstance(value, dict):
             raise SchemaError(path, "must be an object with a kind")
         kind = value.get("kind")
-        if kind not in self.kinds:
+        if not isinstance(kind, str) or kind not in self.kinds:
             raise SchemaError(f"{path}.kind", f"must be one of {', '.join(self.kinds)}")
         return self.kinds[kind].check(value, path)
 
@@ -162,8 +162,6 @@ class Obj(Field):
             return {}, [SchemaError(path, f"must be a mapping, got {type_name(value)}")]
         errors: list[SchemaError] = []
         out: dict = {}
-        # A section or list left empty in YAML (`sensors:` over commented-out entries) reads as null: absent.
-        value = {k: v for k, v in value.items() if not (v is None and isinstance(self.fields.get(k), Obj | List))}
         for key, val in value.items():
             sub = f"{path}.{key}" if path else str(key)
             field = self.fields.get(key)

@@ -46,11 +46,47 @@ class Store:
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2.0)
             return
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.recovered: dict | None = None  # set when a corrupt database was moved aside at open
+        try:
+            self.db = self._open()
+        except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed"
+            self.db = self._recover(str(e))
+
+    def _open(self) -> sqlite3.Connection:
         # Built in one thread, then used by the core thread only (one owner); sqlite3 need not police that.
-        self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            check = db.execute("PRAGMA quick_check").fetchone()[0]  # milliseconds for a state database
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check}")
+            db.executescript(SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _recover(self, why: str) -> sqlite3.Connection:
+        """Move the corrupt database aside (kept for a post-mortem) and start a fresh one.
+
+        What is lost: the outbox not yet delivered, the inbox, the replay guard, applied schedules (retained on
+        the broker: they come back on the next subscription). The trusted time floor is rebuilt from the corrupt
+        file's last modification time, so commands that expired before it still cannot be replayed.
+        """
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        floor = int(self.path.stat().st_mtime) if self.path.exists() else 0
+        moved = self.dir / f"{DB_NAME}.corrupt-{stamp}"
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                os.replace(src, f"{moved}{suffix}")
+        log.error("state database %s is corrupt (%s): moved aside to %s; starting a fresh one", self.path, why,
+                  moved.name)
+        db = self._open()
+        db.execute("INSERT INTO kv (key, value) VALUES ('time_floor', ?)", (str(floor),))
+        self.recovered = {"error": why, "moved_to": str(moved), "time_floor": floor}
+        return db
 
     def close(self) -> None:
         self.db.close()

@@ -22,7 +22,7 @@ class Amp:
         self.cfg = cfg
         self.call_later, self.cancel, self.fault, self.clock = call_later, cancel, fault, clock
         self.on_since: dict[str, float] = {}
-        self.busy: set[str] = set()
+        self.busy: dict[str, int] = {}  # zone -> plays holding it (a suspended play still holds its zones)
         self.forced: set[str] = set()
         self._off_timers: dict[str, Any] = {}
         for z in zones:
@@ -33,13 +33,15 @@ class Amp:
     def names(self, zones: list[str] | None) -> list[str]:
         return list(self.zones) if not zones else [z for z in zones if z in self.zones]
 
-    def engage(self, zones: list[str] | None) -> float:
-        """Relays on for a programme; seconds until every one of them has warmed up."""
+    def engage(self, zones: list[str] | None, *, hold: bool = True) -> float:
+        """Relays on for a programme; seconds until every one of them has warmed up. `hold=False` when the
+        play already holds them (a preempted play starting again): one `release` per holding `engage`."""
         wait = 0.0
         now = self.clock()
         for name in self.names(zones):
             self.cancel(self._off_timers.pop(name, None))
-            self.busy.add(name)
+            if hold:
+                self.busy[name] = self.busy.get(name, 0) + 1
             if name not in self.on_since:
                 self._switch(name, True)
             wait = max(wait, self.on_since[name] + self.cfg["warmup_s"] - now)
@@ -48,7 +50,11 @@ class Amp:
     def release(self, zones: list[str] | None) -> None:
         """The programme on these zones ended: off after hold_s unless something else needs them."""
         for name in self.names(zones):
-            self.busy.discard(name)
+            left = self.busy.get(name, 0) - 1
+            if left > 0:
+                self.busy[name] = left
+                continue  # another play (sounding or preempted) still holds this zone
+            self.busy.pop(name, None)
             if name in self.on_since and name not in self.forced and name not in self._off_timers:
                 self._off_timers[name] = self.call_later(self.cfg["hold_s"], lambda n=name: self._hold_over(n))
 

@@ -27,7 +27,7 @@ class Play:
     duration_s: float | None = None
     title: str | None = None
     origin: str = "command"
-    context: Any = None  # what to answer when it ends (the command message), opaque here
+    context: Any = None  # what to answer when it ends: the command message, or a callable(Result) (self-test)
     # state while it lives
     media: Any = None
     position_s: float = 0.0
@@ -40,6 +40,7 @@ class Play:
     played_s: float = 0.0  # audio actually handed to the device, over all runs (proof of play)
     program: list | None = None  # segments played in turn (an alert: siren, then speech); None = not ready yet
     segment: int = 0
+    engaged: bool = False  # holds its zones' relays (from its first start until it ends for good)
 
     @property
     def rank(self) -> int:
