@@ -125,3 +125,26 @@ def test_the_clock_going_back_never_plays_an_occurrence_twice(tmp_path, keys):
         eventually(lambda: len(played()) >= 2, timeout=20, what="12:01 played")
         assert [i[-8:-3] for i in played()] == ["12:00", "12:01"]
         assert not [i for i, c in Counter(played()).items() if c > 1]
+
+
+def test_the_sound_device_vanishing_mid_programme_is_a_fault_and_the_box_recovers(start_audio_agent, province,
+                                                                                   tap):
+    from tap import total
+
+    start_audio_agent("pyaudio")
+    mark = province.mark()
+    long = province.send("play", {"source": {"kind": "tone", "name": "test", "duration_s": 30}, "volume": 100})
+    tap.wait_for(lambda rs: total(rs, 1000) >= 0.5 and rs)
+    # The device goes away under the agent: the process behind its ALSA output (the tap's pacer) dies.
+    subprocess.run(["pkill", "-f", f"pacer.py {tap.raw}"], check=True)
+    fault = province.event("fault.raised", after=mark, pred=lambda e: e["data"]["code"] == "audio_device",
+                           timeout=30)
+    assert "audio output" in fault["data"]["message"]
+    ack = province.ack(long, timeout=30)
+    assert (ack["status"], ack["code"]) == ("failed", "device_fault")  # said plainly, not a silent "finished"
+    # The device comes back (the output reopens, a new pacer starts): the fault clears and the next one plays.
+    province.event("fault.cleared", after=mark, pred=lambda e: e["data"]["code"] == "audio_device", timeout=30)
+    heard = len(tap.data)
+    after = province.send("play", {"source": {"kind": "tone", "name": "test", "duration_s": 1}, "volume": 100})
+    assert province.done(after)["result"]["completed"] is True
+    tap.wait_for(lambda rs: total(rs, 1000) >= 0.9 and rs, start=heard)
