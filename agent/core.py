@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import queue
+import sqlite3
 import time
 import uuid
 from collections import deque
@@ -184,10 +185,7 @@ class Core:
             self.board.video_ended(token, error)
 
     def _on_display_device(self, ok: bool, message: str) -> None:
-        if ok:
-            self.faults.clear("display_device")
-        else:
-            self.faults.raise_("display_device", message)
+        self.faults.set("display_device", None if ok else message)
 
     def _start(self) -> None:
         # READY once config is loaded and this loop runs, not when the broker answers: the box works offline.
@@ -195,16 +193,8 @@ class Core:
         if self.store.recovered:  # the province learns that this box lost its state database (and why)
             self.emit_event("store.recovered", self.store.recovered)
         self.call_later(0, self.envelope.warm_up)
-        if self.player is not None:
-            self.player.start()
-        if self.scheduler is not None:
-            self.scheduler.start()
-        if self.prefetcher is not None:
-            self.prefetcher.start()
-        if self.board is not None:
-            self.board.start()
-        for part in (self.sensors, self.monitor):
-            if part is not None:
+        for part in (self.player, self.scheduler, self.prefetcher, self.board, self.sensors, self.monitor):
+            if part is not None:  # a test's core may have only some of them
                 part.start()
         interval = self.notifier.watchdog_interval() if self.notifier else None
         if interval:
@@ -396,8 +386,8 @@ class Core:
         self.flush_unwritten()
 
     def flush_unwritten(self) -> None:
-        import sqlite3
-
+        if not self._unwritten:
+            return
         while self._unwritten:
             try:
                 self.store.enqueue(self.link_topics("event"), self._unwritten[0])

@@ -426,9 +426,12 @@ def check_fonts(ctx: Context) -> Check:
 @check("disk")
 def check_disk(ctx: Context) -> Check:
     assert ctx.cfg is not None
+    from .health import Health
+
     where = _existing(ctx.state_dir)
-    st = os.statvfs(where)
-    free_mb = st.f_bavail * st.f_frsize / 2**20
+    free_mb = Health(str(where)).disk_free_mb()
+    if free_mb is None:
+        return failed(f"cannot read the free space of {where}", "check that the state directory's disk is mounted")
     low = ctx.cfg.get("health", {}).get("disk_low_mb", 200.0)
     detail = f"{free_mb:.0f} MB free on {where}"
     hint = "free some space: `loa cache purge`, old logs (journalctl --vacuum-size=50M)"
@@ -441,20 +444,16 @@ def check_disk(ctx: Context) -> Check:
 
 @check("cache")
 def check_cache(ctx: Context) -> Check:
-    from .media import SHA256, sha256_file
+    from .media import MediaCache, sha256_file
 
-    cache = ctx.state_dir / "cache"  # MediaCache's layout: cache/<sha256 hex>
-    if not cache.is_dir():
+    cache = MediaCache(ctx.state_dir / "cache")
+    if not cache.dir.is_dir():
         return passed("empty (no cache directory yet)")
-    files = []
-    for p in cache.iterdir():
-        if SHA256.fullmatch(p.name) and p.is_file():
-            st = p.stat()
-            files.append((st.st_mtime, st.st_size, p))
-    files.sort(reverse=True)  # most recently used first: what plays next matters most
+    files = cache.entries()[::-1]  # most recently used first: what plays next matters most
     total = sum(size for _, size, _ in files)
     budget, verified, bad = CACHE_VERIFY_BYTES, 0, []
-    for _, size, p in files:
+    for digest, size, _ in files:
+        p = cache.dir / digest
         if total > CACHE_VERIFY_BYTES and size > budget:
             continue
         budget -= size

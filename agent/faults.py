@@ -46,6 +46,10 @@ class Faults:
                                     "duration_s": round(now - fault["since"], 1)})
         return True
 
+    def set(self, code: str, message: str | None) -> bool:
+        """An edge with its state: raised with `message`, or cleared when it is None."""
+        return self.clear(code) if message is None else self.raise_(code, message)
+
     def observe(self, code: str, bad: bool | None, message: str = "") -> None:
         """A periodic verdict: True (bad), False (good) or None (inside the hysteresis band)."""
         if bad is None:

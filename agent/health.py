@@ -35,13 +35,14 @@ class Health:
         self._cell_busy = False
 
     def sys_sample(self) -> dict:
+        undervoltage, throttled = self.power_flags()
         return {
             "cpu_temp_c": self.cpu_temp_c(),
             "load1": self.load1(),
             "mem_used_pct": self.mem_used_pct(),
             "disk_free_mb": self.disk_free_mb(),
-            "undervoltage": self.undervoltage(),
-            "throttled": self.throttled(),
+            "undervoltage": undervoltage,
+            "throttled": throttled,
             "uptime_s": self.host_uptime_s(),
         }
 
@@ -101,23 +102,23 @@ class Health:
         except ValueError:
             return None
 
-    def undervoltage(self) -> bool | None:
+    def power_flags(self) -> tuple[bool | None, bool | None]:
+        """(under-voltage now, throttled or frequency-capped now), from one read of the firmware node."""
         bits = self._throttled_bits()
         if bits is not None:
-            return bool(bits & 0x1)
-        try:  # newer kernels: the rpi_volt hwmon device's low-voltage alarm
+            return bool(bits & 0x1), bool(bits & 0x6)
+        try:  # newer kernels: the rpi_volt hwmon device's low-voltage alarm (throttling is not exposed there)
             alarms = sorted((self.sys / "class/hwmon").glob("hwmon*/in0_lcrit_alarm"))
         except OSError:
-            return None
+            return None, None
         for alarm in alarms:
             text = self._read(alarm)
             if text is not None and text.strip() in ("0", "1"):
-                return text.strip() == "1"
-        return None
+                return text.strip() == "1", None
+        return None, None
 
-    def throttled(self) -> bool | None:
-        bits = self._throttled_bits()
-        return None if bits is None else bool(bits & 0x6)
+    def undervoltage(self) -> bool | None:
+        return self.power_flags()[0]
 
     def storage_readonly(self) -> bool | None:
         """Whether the file system holding the state dir is mounted read-only (an SD card the kernel gave up

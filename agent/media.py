@@ -104,7 +104,7 @@ class MediaCache:
             return []
         out = []
         for p in self.dir.iterdir():
-            if SHA256.fullmatch(p.name):
+            if SHA256.fullmatch(p.name) and p.is_file():
                 st = p.stat()
                 out.append((p.name, st.st_size, st.st_mtime))
         return sorted(out, key=lambda e: e[2])
@@ -126,9 +126,8 @@ class MediaCache:
         return removed
 
     def stats(self) -> dict:
-        files = [p for p in self.dir.iterdir() if p.is_file() and SHA256.fullmatch(p.name)] \
-            if self.dir.exists() else []
-        return {"items": len(files), "bytes": sum(p.stat().st_size for p in files)}
+        entries = self.entries()
+        return {"items": len(entries), "bytes": sum(size for _, size, _ in entries)}
 
 
 class Downloader:

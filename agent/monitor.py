@@ -37,7 +37,6 @@ class Monitor:
 
     def check(self) -> None:
         cfg, h, faults = self.core.cfg["health"], self.core.health, self.core.faults
-        faults.raise_after, faults.clear_after = cfg["raise_after"], cfg["clear_after"]
         temp = h.cpu_temp_c()
         faults.observe("overheat", band(temp, cfg["overheat_c"], cfg["overheat_clear_c"]),
                        f"CPU at {temp} °C (limit {cfg['overheat_c']:g} °C)")

@@ -25,15 +25,13 @@ import uuid
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from operator import mul
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .audio.arbiter import Play
-from .audio.quiet import active_window
 from .commands import Result
-from .timeutil import rfc3339
+from .timeutil import active_window, next_daily, rfc3339
 
 if TYPE_CHECKING:
     from .core import Core
@@ -144,21 +142,6 @@ def _input_index(pa: Any, device: str) -> int | None:
 
 
 # --- the daily run's time (pure) ---------------------------------------------------------------------
-def next_daily(hhmm: str, now: float, tz: str) -> float:
-    """The next time (Unix seconds) the local clock in `tz` reads `hhmm`, strictly after `now`."""
-    from zoneinfo import ZoneInfo
-
-    zone = ZoneInfo(tz)
-    local = datetime.fromtimestamp(now, zone)
-    h, m = (int(x) for x in hhmm.split(":"))
-    day = local.date()
-    while True:
-        at = datetime(day.year, day.month, day.day, h, m, tzinfo=zone).timestamp()
-        if at > now:
-            return at
-        day += timedelta(days=1)
-
-
 def daily_skip_reason(quiet_hours: list[dict], at: float, tz: str) -> str | None:
     """Why a daily self-test due at `at` must not run: it falls in quiet hours."""
     window = active_window(quiet_hours, at, tz)

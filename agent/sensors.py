@@ -54,10 +54,7 @@ class Sensors:
             self.core.emit_event("sensor", {"name": name, "value": value})
         if name in FAULTS:
             code, bad_when_active, message = FAULTS[name]
-            if value == bad_when_active:
-                self.core.faults.raise_(code, message)
-            else:
-                self.core.faults.clear(code)
+            self.core.faults.set(code, message if value == bad_when_active else None)
         elif name == "amp_ok":
             self.check_amp()
 

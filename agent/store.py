@@ -50,7 +50,7 @@ class Store:
         try:
             self.db = self._open()
         except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed"
-            self.db = self._recover(str(e))
+            self._recover(str(e))
 
     def _open(self) -> sqlite3.Connection:
         # Built in one thread, then used by the core thread only (one owner); sqlite3 need not police that.
@@ -67,7 +67,7 @@ class Store:
             raise
         return db
 
-    def _recover(self, why: str) -> sqlite3.Connection:
+    def _recover(self, why: str) -> None:
         """Move the corrupt database aside (kept for a post-mortem) and start a fresh one.
 
         What is lost: the outbox not yet delivered, the inbox, the replay guard, applied schedules (retained on
@@ -83,10 +83,9 @@ class Store:
                 os.replace(src, f"{moved}{suffix}")
         log.error("state database %s is corrupt (%s): moved aside to %s; starting a fresh one", self.path, why,
                   moved.name)
-        db = self._open()
-        db.execute("INSERT INTO kv (key, value) VALUES ('time_floor', ?)", (str(floor),))
+        self.db = self._open()
+        self.raise_floor(floor)
         self.recovered = {"error": why, "moved_to": str(moved), "time_floor": floor}
-        return db
 
     def close(self) -> None:
         self.db.close()

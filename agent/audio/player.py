@@ -16,10 +16,10 @@ import drivers
 from drivers.audio import Audio, File, Stream
 
 from ..media import MediaCache, MediaError
+from ..timeutil import active_window
 from . import tones
 from .amp import Amp
 from .arbiter import Action, Arbiter, Play
-from .quiet import active_window
 from .tts import Speaker, TtsError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class Player:
         self.zone_volume.update(core.store.get_json("zone_volume", {}))
         self.gpio = drivers.load("gpio", cfg["gpio"]["backend"])(cfg["gpio"])
         self.amp = Amp(self.gpio, cfg["zones"], cfg["amp"], call_later=core.call_later, cancel=core.cancel,
-                       fault=self._fault)
+                       fault=core.faults.set)
         self.audio: Audio = drivers.load("audio", self.cfg["backend"])(self.cfg, core.post)
         self._timers: dict[int, Any] = {}  # token -> deadline timer
 
@@ -326,13 +326,7 @@ class Player:
         self.core.call_later(delay, lambda: self._begin(play) if play.token == token else None)
 
     def on_device(self, ok: bool, message: str) -> None:
-        self._fault("audio_device", None if ok else message)
-
-    def _fault(self, code: str, message: str | None) -> None:
-        if message is None:
-            self.core.faults.clear(code)
-        else:
-            self.core.faults.raise_(code, message)
+        self.core.faults.set("audio_device", None if ok else message)
 
     # --- commands ----------------------------------------------------------------------
     def stop(self, *, id: str | None = None, level: str | None = None) -> int:

@@ -10,7 +10,6 @@ import itertools
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -22,6 +21,7 @@ from drivers.display.screen import Compose, Screen
 from ..audio.arbiter import RANK
 from ..commands import Result
 from ..media import Downloader, MediaError
+from ..timeutil import active_window, next_daily
 from . import playlist
 
 if TYPE_CHECKING:
@@ -60,9 +60,9 @@ class Board:
         self.backend = drivers.load("display", cfg["backend"])(cfg)
         style = render.Style(fonts=cfg["fonts"], header=cfg["header"],
                              name=core.cfg["device"].get("name") or core.device_id)
-        self.tz = ZoneInfo(core.cfg["device"]["tz"])
-        self.screen = Screen(self.backend, style, clock=core.clock, tz=self.tz, report=core.post, fps=cfg["fps"],
-                             ticker_px_s=cfg["ticker_px_s"])
+        self.tzname = core.cfg["device"]["tz"]
+        self.screen = Screen(self.backend, style, clock=core.clock, tz=ZoneInfo(self.tzname), report=core.post,
+                             fps=cfg["fps"], ticker_px_s=cfg["ticker_px_s"])
         self.tokens = itertools.count(1)
         self.items = playlist.display_items(core.scheduler.schedule)
         self.current: Showing | None = None
@@ -151,23 +151,20 @@ class Board:
         self._turn_timer = None
         if s is None or s.started is None:
             return
-        now = self.core.clock()
-        seconds = now - s.started
-        s.shown_s += seconds
-        s.started = None
-        completed = reason == "finished"
+        started, now, s.started = s.started, self.core.clock(), None
+        s.shown_s += now - started
         if s.origin != "idle":
-            self.core.emit_event("display.shown", {**s.summary(), "started": round(now - seconds, 3),
-                                                   "ended": round(now, 3), "seconds": round(seconds, 3),
-                                                   "completed": completed, "reason": reason})
+            self.core.emit_event("display.shown", {**s.summary(), "started": round(started, 3), "ended": round(now, 3),
+                                                   "seconds": round(now - started, 3),
+                                                   "completed": reason == "finished", "reason": reason})
 
     def _next_slide(self, after: str | None) -> Showing | None:
         """The next valid slide after item `after` in document order (wrapping), skipping missing media."""
         now = self.core.clock()
         cands = playlist.slides(self.items, now)
-        order = [it.item["id"] for it in self.items]
-        pos = order.index(after) if after in order else -1
-        cands.sort(key=lambda it: (order.index(it.item["id"]) <= pos, order.index(it.item["id"])))
+        order = {it.item["id"]: i for i, it in enumerate(self.items)}
+        pos = order.get(after, -1)  # type: ignore[arg-type]
+        cands.sort(key=lambda it: (order[it.item["id"]] <= pos, order[it.item["id"]]))
         for it in cands:
             item, scene = it.item, it.item["scene"]
             media = None
@@ -353,9 +350,7 @@ class Board:
         ps = self.cfg.get("power_schedule")
         if not ps:
             return True
-        now = datetime.fromtimestamp(self.core.clock(), self.tz).strftime("%H:%M")
-        on, off = ps["on"], ps["off"]
-        return on <= now < off if on <= off else not (off <= now < on)
+        return active_window([{"from": ps["on"], "to": ps["off"]}], self.core.clock(), self.tzname) is not None
 
     def _power_plan(self) -> None:
         """Arm a timer for the next switch of `display.power_schedule` (in the device's time zone)."""
@@ -364,13 +359,7 @@ class Board:
         ps = self.cfg.get("power_schedule")
         if not ps:
             return
-        now = datetime.fromtimestamp(self.core.clock(), self.tz)
-        times = []
-        for hm in (ps["on"], ps["off"]):
-            h, m = map(int, hm.split(":"))
-            t = now.replace(hour=h, minute=m, second=0, microsecond=0)
-            times.append(t if t > now else t + timedelta(days=1))
-        at = min(times).timestamp()
+        at = min(next_daily(ps[k], self.core.clock(), self.tzname) for k in ("on", "off"))
 
         def switch() -> None:
             self.power_override = None  # a manual switch lasts until the schedule's next one
