@@ -1,4 +1,4 @@
-"""The alert flow (ARCHITECTURE.md flow 3): a verified alert (or CAP 1.2) preempts at its level, the
+"""The alert flow (docs/architecture.md, flow 3): a verified alert (or CAP 1.2) preempts at its level, the
 siren starts at once from memory while the spoken message renders on a worker, the pair repeats
 `repeat` times until done, cancelled or expired; then whatever was playing resumes.
 
@@ -15,11 +15,16 @@ from typing import TYPE_CHECKING, Any
 from .alerts import Alert, check_digest, from_cap, from_params, resource_bytes
 from .audio import tones
 from .audio.arbiter import Play
-from .commands import Result
+from .messages import Call
+from .runtime import Result, Runtime
 
 if TYPE_CHECKING:
-    from .core import Core
+    from .audio.player import Player
+    from .audio.tts import Speaker
+    from .display.board import Board
     from .envelope import Message
+    from .media import MediaCache
+    from .store import Store
 
 log = logging.getLogger("agent.alerts")
 
@@ -28,13 +33,15 @@ MAX_REMEMBERED = 1000
 
 
 class Alerts:
-    def __init__(self, core: Core):
-        self.core = core
+    def __init__(self, rt: Runtime, store: Store, *, player: Player, speaker: Speaker, cache: MediaCache,
+                 board: Board | None):
+        self.rt, self.store, self.player, self.speaker, self.cache, self.board = rt, store, player, speaker, cache, \
+            board
         self.active: dict[str, Play] = {}
-        self.done_ids: list[str] = core.store.get_json("alert_ids", [])
+        self.done_ids: list[str] = store.get_json("alert_ids", [])
 
     def handle(self, msg: Message, params: dict) -> Result | None:
-        dev = self.core.cfg["device"]
+        dev = self.rt.cfg["device"]
         if "cap" in params:
             alert = from_cap(params["cap"], areas=dev["areas"], location=dev.get("location"),
                              repeat=params.get("repeat", 3), siren=params.get("siren", True))
@@ -48,7 +55,7 @@ class Alerts:
             return Result(message=f"CAP status {alert.status} is not played", result={"played": False})
         if alert.identifier in self.done_ids or alert.identifier in self.active:
             return Result(message=f"alert {alert.identifier} was already delivered", result={"played": False})
-        if alert.expires is not None and alert.expires <= self.core.clock():
+        if alert.expires is not None and alert.expires <= self.rt.clock():
             return Result("rejected", "expired", f"the alert expired at {alert.expires:.0f}")
         self.start(alert, msg)
         return None
@@ -58,17 +65,17 @@ class Alerts:
         play = Play(id=msg.jti, source={"kind": "alert", "identifier": alert.identifier, "status": alert.status,
                                         "drill": alert.drill},
                     level=alert.level, repeat=alert.repeat, title=alert.headline, origin="alert", context=msg,
-                    deadline=alert.expires)
+                    deadline=alert.expires, on_end=lambda play, reason, completed: self.ended(play, alert, reason,
+                                                                                               completed))
         play.program = [first if alert.siren or alert.drill else None, None]
         if play.program[0] is None:
             play.program = [None]
         self.active[alert.identifier] = play
-        play.alert = alert  # type: ignore[attr-defined]
-        self.core.player.submit(play)  # the siren first: speech is needed only when it ends
-        self.core.emit_event("alert.start", {"id": msg.jti, **alert.summary()})
-        if self.core.board is not None:
-            self.core.board.alert_started(alert.identifier, msg.jti, alert)
-        self.core.player.render_later(play, len(play.program) - 1, lambda: self._message(alert))
+        self.player.submit(play)  # the siren first: speech is needed only when it ends
+        self.rt.emit_event("alert.start", {"id": msg.jti, **alert.summary()})
+        if self.board is not None:
+            self.board.alert_started(alert.identifier, msg.jti, alert)
+        self.player.render_later(play, len(play.program) - 1, lambda: self._message(alert))
         log.warning("ALERT %s (%s, %s): %s", alert.identifier, alert.status, alert.level, alert.headline)
 
     def _message(self, alert: Alert) -> Any:
@@ -79,9 +86,9 @@ class Alerts:
             except Exception as e:
                 error = str(e)
                 log.error("alert %s: attached audio not played: %s; speaking the text", alert.identifier, error)
-                self.core.post(("call", lambda: self.core.emit_event("alert.resource_rejected", {
+                self.rt.post(Call(lambda: self.rt.emit_event("alert.resource_rejected", {
                     "identifier": alert.identifier, "error": error})))
-        return self.core.player.speaker.speak(alert.speech() or alert.identifier, alert.lang)
+        return self.speaker.speak(alert.speech() or alert.identifier, alert.lang)
 
     def _resource(self, audio: dict) -> Any:
         import io
@@ -94,7 +101,7 @@ class Alerts:
         if audio.get("kind"):  # a protocol source (params.audio): only cached or fetchable files
             from .media import Downloader
 
-            path = Downloader(self.core.player.cache).fetch(audio["url"], audio["sha256"], audio.get("size"))
+            path = Downloader(self.cache).fetch(audio["url"], audio["sha256"], audio.get("size"))
             data = path.read_bytes()
         elif audio.get("deref"):
             data = resource_bytes(audio)
@@ -111,15 +118,14 @@ class Alerts:
     def cancel(self, identifiers: list[str], reason: str) -> int:
         plays = [self.active[i] for i in identifiers if i in self.active]
         for play in plays:
-            self.core.player.stop(id=play.id)
+            self.player.stop(id=play.id)
         return len(plays)
 
-    def ended(self, play: Play, reason: str, completed: bool) -> None:
-        alert: Alert = play.alert  # type: ignore[attr-defined]
+    def ended(self, play: Play, alert: Alert, reason: str, completed: bool) -> None:
         self.active.pop(alert.identifier, None)
-        if self.core.board is not None:
-            self.core.board.alert_ended(alert.identifier)
+        if self.board is not None:
+            self.board.alert_ended(alert.identifier)
         self.done_ids = (self.done_ids + [alert.identifier])[-MAX_REMEMBERED:]
-        self.core.store.put_json("alert_ids", self.done_ids)
-        self.core.emit_event("alert.end", {"id": play.id, "identifier": alert.identifier, "plays": play.plays_done,
+        self.store.put_json("alert_ids", self.done_ids)
+        self.rt.emit_event("alert.end", {"id": play.id, "identifier": alert.identifier, "plays": play.plays_done,
                                            "cut_short": not completed, "reason": reason, "drill": alert.drill})

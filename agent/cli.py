@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from . import __version__, config
-from .errors import ConfigError, IpcError
+from .errors import ConfigError, IpcError, Rejection
 
 NOT_RUNNING = 3
 
@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         for problem in e.problems:
             print(f"loa: error: config: {problem}", file=sys.stderr)
+        return 2
+    except Rejection as e:  # what the MQTT command's ack would say, e.g. "params.volume: must be 0-100"
+        print(f"loa: error: {e.message}", file=sys.stderr)
         return 2
     except IpcError as e:
         print(f"loa: {e}", file=sys.stderr)
@@ -168,9 +171,7 @@ def cmd_logs(args: argparse.Namespace, path: str) -> int:
 
 
 def cmd_restart(args: argparse.Namespace, path: str) -> int:
-    from .ipc import request
-
-    request(_socket(path), "restart")
+    _command(path, "restart")
     print("loa: the agent is restarting")
     return 0
 
@@ -181,43 +182,49 @@ def _ask(path: str, op: str, **args: Any) -> Any:
     return request(_socket(path), op, **{k: v for k, v in args.items() if v is not None})
 
 
+def _command(path: str, type_: str, **params: Any) -> Any:
+    """Run the MQTT command of that name locally: the same schema and handler (None values left out)."""
+    return _ask(path, "command", type=type_, params={k: v for k, v in params.items() if v is not None})
+
+
 def cmd_play(args: argparse.Namespace, path: str) -> int:
     common = {"level": args.level, "volume": args.volume, "repeat": args.repeat, "zones": args.zones}
     if args.tone:
         source = {"kind": "tone", "name": args.tone}
         if args.duration:
             source["duration_s"] = args.duration
-        out = _ask(path, "play", source=source, **common)
+        out = _command(path, "play", source=source, **common)
     elif args.what and "://" in args.what:
-        out = _ask(path, "play", source={"kind": "stream", "urls": [args.what]}, duration_s=args.duration, **common)
+        out = _command(path, "play", source={"kind": "stream", "urls": [args.what]}, duration_s=args.duration,
+                       **common)
     elif args.what:
         out = _ask(path, "play_file", path=os.path.abspath(args.what), **common)
     else:
         raise IpcError("say what to play: a file, a URL or --tone NAME")
-    print(f"loa: playing ({out.get('level', args.level)}), id {out['id']}")
+    print(f"loa: playing ({args.level}), id {out['id']}")
     return 0
 
 
 def cmd_say(args: argparse.Namespace, path: str) -> int:
-    out = _ask(path, "play", source={"kind": "tts", "text": args.text, "lang": args.lang}, level=args.level,
-               zones=args.zones)
+    out = _command(path, "play", source={"kind": "tts", "text": args.text, "lang": args.lang}, level=args.level,
+                   zones=args.zones)
     print(f"loa: speaking, id {out['id']}")
     return 0
 
 
 def cmd_stop(args: argparse.Namespace, path: str) -> int:
-    print(f"loa: stopped {_ask(path, 'stop')['stopped']} play(s); an emergency is never stopped from here")
+    print(f"loa: stopped {_command(path, 'stop')['stopped']} play(s); an emergency is never stopped from here")
     return 0
 
 
 def cmd_volume(args: argparse.Namespace, path: str) -> int:
-    out = _ask(path, "volume", volume=args.volume, zones=args.zones)
+    out = _command(path, "volume", volume=args.volume, zones=args.zones)
     print(f"loa: volume {out['default']} (max {out['max']}), zones {out['zones']}")
     return 0
 
 
 def cmd_amp(args: argparse.Namespace, path: str) -> int:
-    out = _ask(path, "amp", on=args.state == "on", zones=args.zones)
+    out = _command(path, "amp", on=args.state == "on", zones=args.zones)
     print("loa: amplifier " + ", ".join(f"{z} {'on' if on else 'off'}" for z, on in out["zones"].items()))
     return 0
 
@@ -297,6 +304,13 @@ def cmd_cache(args: argparse.Namespace, path: str) -> int:
 def cmd_display(args: argparse.Namespace, path: str) -> int:
     import base64
 
+    if args.action in ("on", "off", "clear"):
+        out = _command(path, "display.clear") if args.action == "clear" else \
+            _command(path, "display.power", on=args.action == "on")
+        if out["status"] != "done":
+            print(f"loa: display {args.action}: {out['status']} ({out['code']}): {out['message']}", file=sys.stderr)
+            return 1
+        args.action = "status"
     out = _ask(path, "display", action=args.action)
     if args.action == "screenshot":
         if not out["png_b64"]:

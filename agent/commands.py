@@ -2,13 +2,14 @@
 
 A handler runs on the core thread. It returns a Result (the final ack), or
 None when it will finish later through `core.complete(msg, result)`; those
-registered `long=True` get an `accepted` ack first.
+registered `long=True` get an `accepted` ack first. The `loa` CLI's local operations run the same
+handlers (`Core.local`), so both are checked by one schema.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import config as config_mod
@@ -17,19 +18,12 @@ from .audio.player import PlayError
 from .audio.sources import Source
 from .display.scenes import Scene
 from .errors import Rejection, SchemaError
+from .runtime import Result
 from .schema import Bool, Field, Int, List, Num, Obj, Str
 
 if TYPE_CHECKING:
     from .core import Core
     from .envelope import Message
-
-
-@dataclass
-class Result:
-    status: str = "done"
-    code: str = "ok"
-    message: str = ""
-    result: dict = field(default_factory=dict)
 
 
 Handler = Callable[["Core", "Message", Any], "Result | None"]
@@ -108,8 +102,8 @@ PLAY = Obj({
 })
 
 
-def _zones(core: Core, zones: list[str] | None) -> list[str]:
-    known = [z["name"] for z in core.cfg["zones"]]
+def _zones(cfg: dict, zones: list[str] | None) -> list[str]:
+    known = [z["name"] for z in cfg["zones"]]
     for i, z in enumerate(zones or []):
         if z not in known:
             raise Rejection("bad_schema", str(SchemaError(f"params.zones[{i}]", f"unknown zone {z!r} "
@@ -117,16 +111,17 @@ def _zones(core: Core, zones: list[str] | None) -> list[str]:
     return zones or []
 
 
-def make_play(core: Core, play_id: str, params: dict, *, origin: str, context: Any = None) -> Play:
+def make_play(cfg: dict, play_id: str, params: dict, *, origin: str, context: Any = None) -> Play:
     return Play(id=play_id, source=params["source"], level=params["level"], volume=params.get("volume"),
-                zones=_zones(core, params.get("zones")), repeat=params["repeat"],
+                zones=_zones(cfg, params.get("zones")), repeat=params["repeat"],
                 duration_s=params.get("duration_s"), title=params.get("title"), origin=origin, context=context)
 
 
 @REGISTRY.command("play", PLAY, long=True, urgent=lambda p: p["level"] == "emergency")
 def play(core: Core, msg: Message, params: dict) -> None:
     try:
-        core.player.submit(make_play(core, msg.jti, params, origin="command", context=msg))
+        core.parts.player.submit(make_play(core.cfg, msg.jti, params, origin="cli" if msg.reply else "command",
+                                           context=msg))
     except PlayError as e:
         raise Rejection(e.code, str(e)) from None
     return None
@@ -152,39 +147,39 @@ ALERT = Obj({
 
 @REGISTRY.command("alert", ALERT, long=True, urgent=lambda p: True)
 def alert(core: Core, msg: Message, params: dict) -> Result | None:
-    return core.alerts.handle(msg, params)
+    return core.parts.alerts.handle(msg, params)
 
 
 @REGISTRY.command("alert.cancel", Obj({"id": Str(min_len=1, max_len=256)}))
 def alert_cancel(core: Core, msg: Message, params: dict) -> Result:
-    n = core.alerts.cancel([params["id"]], "stopped")
+    n = core.parts.alerts.cancel([params["id"]], "stopped")
     return Result(message=f"cancelled {n} alert(s)", result={"cancelled": n})
 
 
 @REGISTRY.command("schedule", Obj({}, extra=True))
 def schedule(core: Core, msg: Message, params: dict) -> Result:
-    return core.scheduler.apply(msg)
+    return core.parts.scheduler.apply(msg)
 
 
 @REGISTRY.command("stop", Obj({"id": Str(min_len=1, max_len=128, optional=True),
                               "level": Str(choices=LEVELS, optional=True)}))
 def stop(core: Core, msg: Message, params: dict) -> Result:
-    n = core.player.stop(id=params.get("id"), level=params.get("level"))
+    n = core.parts.player.stop(id=params.get("id"), level=params.get("level"))
     return Result(message=f"stopped {n} play(s)", result={"stopped": n})
 
 
 @REGISTRY.command("volume", Obj({"volume": Int(min=0, max=100), "zones": ZONES}))
 def volume(core: Core, msg: Message, params: dict) -> Result:
-    core.player.set_volume(params["volume"], _zones(core, params.get("zones")))
-    return Result(result=core.player.state()["volume"])
+    core.parts.player.set_volume(params["volume"], _zones(core.cfg, params.get("zones")))
+    return Result(result=core.parts.player.state()["volume"])
 
 
 # --- e-board ----------------------------------------------------------------------------------
 def _board(core: Core) -> Any:
-    if core.board is None:
+    if core.parts.board is None:
         raise Rejection("not_for_me", "this box has no display (capabilities: "
                         f"{', '.join(core.cfg['device']['capabilities'])})")
-    return core.board
+    return core.parts.board
 
 
 @REGISTRY.command("display.show", Obj({"scene": Scene(), "duration_s": Num(min=0.1, max=86400, optional=True),
@@ -211,10 +206,10 @@ def display_screenshot(core: Core, msg: Message, params: dict) -> None:
 
 @REGISTRY.command("selftest", Obj({"calibrate": Bool(default=False)}), long=True)
 def selftest(core: Core, msg: Message, params: dict) -> None:
-    core.selftest.start(calibrate=params["calibrate"], done=lambda result: core.complete(msg, result))
+    core.parts.selftest.start(calibrate=params["calibrate"], done=lambda result: core.complete(msg, result))
 
 
 @REGISTRY.command("amp", Obj({"on": Bool(), "zones": ZONES}))
 def amp(core: Core, msg: Message, params: dict) -> Result:
-    zones = core.player.amp.force(params["on"], _zones(core, params.get("zones")))
-    return Result(result={"zones": zones, **core.player.amp.state()})
+    zones = core.parts.player.amp.force(params["on"], _zones(core.cfg, params.get("zones")))
+    return Result(result={"zones": zones, **core.parts.player.amp.state()})

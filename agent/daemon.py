@@ -7,44 +7,86 @@ import logging
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, config
 from .errors import ConfigError, DriverError, IpcError
 
 if TYPE_CHECKING:
     from .core import Core
+    from .logbuffer import RingHandler
+    from .sdnotify import Notifier
     from .store import Store
 
 log = logging.getLogger("agent")
 
 
-def build(cfg: dict, store: Store, **core_args: Any) -> Core:
-    """The core with its player, scheduler and prefetcher (no frontends): the daemon's, or a test's."""
+def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, connect: bool = False,
+          boot_id: str | None = None, notifier: Notifier | None = None, ring: RingHandler | None = None) -> Core:
+    """The whole agent but its local socket: the daemon's, or a test's. Every driver is made once, here, and
+    every part gets what it uses in its constructor. `connect` adds the MQTT link (started by the caller)."""
+    import drivers
+
     from .alerting import Alerts
+    from .audio.amp import Amp
     from .audio.player import Player
-    from .core import Core
+    from .audio.tts import Speaker
+    from .core import Core, Parts
+    from .faults import Faults
+    from .health import Health
+    from .link import Link
+    from .loop import Loop
     from .maintenance import Maintenance
+    from .media import MediaCache
     from .monitor import Monitor
+    from .outbox import Outbox
     from .prefetch import Prefetcher
     from .scheduler import Scheduler
     from .selftest import SelfTest
     from .sensors import Sensors
+    from .services import Services
+    from .topics import Topics
 
-    core = Core(cfg, store, **core_args)
-    core.player = Player(core)
-    core.scheduler = Scheduler(core)
-    core.prefetcher = Prefetcher(core)
-    core.alerts = Alerts(core)
-    core.selftest = SelfTest(core)
-    core.sensors = Sensors(core)
-    core.monitor = Monitor(core)
-    core.maintenance = Maintenance(core)
+    boot_id = boot_id or str(uuid.uuid4())
+    state = Path(cfg["paths"]["state_dir"])
+    loop = Loop()
+    link = Link(cfg, loop.post, boot_id=boot_id, areas=cfg["device"]["areas"]) if connect else None
+    outbox = Outbox(store, Topics(cfg["mqtt"]["topic_prefix"], cfg["device"]["id"]), clock, link)
+    faults = Faults(outbox.event, clock, raise_after=cfg["health"]["raise_after"],
+                    clear_after=cfg["health"]["clear_after"])
+    rt = Services(cfg, clock, loop, outbox, faults)
+
+    # Drivers, once each.
+    gpio = drivers.load("gpio", cfg["gpio"]["backend"])(cfg["gpio"])
+    audio = drivers.load("audio", cfg["audio"]["backend"])(cfg["audio"], loop.post)
+    cache = MediaCache(state / "cache")
+    speaker = Speaker(state / "tts")
+    amp = Amp(gpio, cfg["zones"], cfg["amp"], call_later=loop.call_later, cancel=loop.cancel, fault=faults.set)
+    health = Health(str(state), proc=cfg["health"]["proc"], sys=cfg["health"]["sys"])
+
+    # Components, each with what it uses.
+    player = Player(rt, store, audio=audio, gpio=gpio, amp=amp, cache=cache, speaker=speaker)
+    scheduler = Scheduler(rt, store, player=player, cache=cache, topics=outbox.topics)
+    prefetcher = Prefetcher(rt, cache, scheduler.schedule)
+    scheduler.on_change(prefetcher.schedule_changed)
+    board = None
     if "display" in cfg["device"]["capabilities"]:
-        from .display.board import Board
+        from .display.board import Board, make_screen
 
-        core.board = Board(core)
-    return core
+        board = Board(rt, make_screen(cfg, clock, loop.post), cache, scheduler.schedule)
+        scheduler.on_change(board.reload)
+    alerts = Alerts(rt, store, player=player, speaker=speaker, cache=cache, board=board)
+    sensors = Sensors(rt, gpio, amp)
+    maintenance = Maintenance(rt, player, alerts)
+    monitor = Monitor(rt, health, then=(outbox.flush_unwritten, sensors.check_amp, maintenance.tick))
+    parts = Parts(player=player, scheduler=scheduler, prefetcher=prefetcher, alerts=alerts,
+                  selftest=SelfTest(rt, player=player, amp=amp, gpio=gpio), sensors=sensors, monitor=monitor,
+                  maintenance=maintenance, board=board)
+    return Core(rt, store, parts, health, link=link, boot_id=boot_id, notifier=notifier, ring=ring)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from .ipc import IpcServer
-    from .link import Link
     from .logbuffer import setup
+    from .messages import Wake
     from .sdnotify import Notifier
     from .store import Store
 
@@ -79,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as e:  # the file changed under old overrides: the file wins
             log.error("ignoring remote config overrides that no longer fit: %s", e)
     try:
-        core = build(cfg, store, notifier=Notifier(), ring=ring)
+        core = build(cfg, store, connect=True, notifier=Notifier(), ring=ring)
     except DriverError as e:  # a backend the config names but this box cannot load: say so, do not guess
         log.error("%s", e)
         return 2
-    core.link = Link(cfg, core.post, boot_id=core.boot_id, areas=cfg["device"]["areas"])
+    link = core.link
+    assert link is not None
     ipc = IpcServer(cfg["paths"]["socket"], core.post)
     try:
         ipc.start()
@@ -92,17 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     def on_signal(signum: int, frame: object) -> None:
-        core.running = False
-        core.post(("noop",))  # SimpleQueue.put is reentrant: safe from a signal handler
+        core.stop()
+        core.post(Wake())  # SimpleQueue.put is reentrant: safe from a signal handler
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.info("loa-agent %s starting as %s (boot %s)", __version__, cfg["device"]["id"], core.boot_id)
-    core.link.start()
+    link.start()
     core.run()
 
     core.notify("STOPPING=1")
-    core.link.stop()
+    link.stop()
     ipc.stop()
     store.close()
     log.info("stopped%s", " for a restart" if core.restart_requested else "")

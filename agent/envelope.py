@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import Rejection, SchemaError
 from .schema import Int, List, Obj, OneOf, Str
+
+if TYPE_CHECKING:
+    from .runtime import Result
 
 JWS = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
@@ -41,6 +45,8 @@ class Message:
     kid: str | None = None
     topic: str = ""
     extra: dict = field(default_factory=dict)
+    # A local operation (the `loa` CLI): its final result goes to this callable, never to the province.
+    reply: Callable[[Result], None] | None = None
 
 
 @dataclass

@@ -12,16 +12,15 @@ import os
 import socket
 import socketserver
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import IpcError
+from .errors import IpcError, Rejection
+from .messages import IpcRequest, Post
 
 log = logging.getLogger("agent.ipc")
 
-OPS = {"status", "logs", "restart", "play", "play_file", "stop", "volume", "amp", "test", "schedule", "cache",
-       "display", "selftest", "sim_drive"}
+OPS = {"status", "logs", "command", "play_file", "test", "schedule", "cache", "display", "sim_drive"}
 
 
 class Reply:
@@ -47,7 +46,8 @@ class Reply:
             raise self._error
         return self._value
 MAX_REQUEST = 64 * 1024
-OP_TIMEOUT = {"selftest": 1200.0}  # every zone's warm-up, tone and microphone (16 zones at their longest)
+# by op, or by command type: every zone's warm-up, tone and microphone (16 zones at their longest)
+OP_TIMEOUT = {"selftest": 1200.0, "play_file": 300.0}  # play_file: copying a long programme to the cache
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -61,12 +61,14 @@ class _Handler(socketserver.StreamRequestHandler):
             if op not in OPS or not isinstance(args, dict):
                 raise ValueError(f"unknown request {op!r}")
             answer = Reply()
-            self.server.post(("ipc", op, args, answer))
-            wait = OP_TIMEOUT.get(op, 10.0)
+            self.server.post(IpcRequest(op, args, answer))
+            wait = OP_TIMEOUT.get(args.get("type") if op == "command" else op, 10.0)
             try:
                 reply = {"ok": True, "result": answer.result(timeout=wait)}
             except TimeoutError:
                 reply = {"ok": False, "error": f"the agent's core did not answer within {wait:g} s"}
+        except Rejection as e:  # refused as the MQTT command would be: the same code and message as its ack
+            reply = {"ok": False, "error": e.message, "code": e.code}
         except Exception as e:  # a bad request gets an answer, never a crash
             reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
         self.wfile.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
@@ -74,11 +76,11 @@ class _Handler(socketserver.StreamRequestHandler):
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
-    post: Callable[[tuple], None]
+    post: Post
 
 
 class IpcServer:
-    def __init__(self, path: str, post: Callable[[tuple], None]):
+    def __init__(self, path: str, post: Post):
         self.path = Path(path)
         self.post = post
         self.server: _Server | None = None
@@ -118,7 +120,8 @@ def _answers(path: Path) -> bool:
 
 
 def request(path: str, op: str, timeout: float = 15.0, **args: Any) -> Any:
-    """Ask the running agent; IpcError when it is not running or refuses."""
+    """Ask the running agent; IpcError when it is not running or fails, Rejection (with the ack's code) when it
+    refuses a command."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
@@ -141,5 +144,7 @@ def request(path: str, op: str, timeout: float = 15.0, **args: Any) -> Any:
     except ValueError:
         raise IpcError(f"the agent closed the connection on {path} without an answer") from None
     if not reply.get("ok"):
+        if reply.get("code"):
+            raise Rejection(reply["code"], reply["error"])
         raise IpcError(reply.get("error", "the agent refused the request"))
     return reply["result"]

@@ -1,6 +1,6 @@
 """The MQTT link (frontend): owns the paho-mqtt 2 client, the subscriptions and the reconnect loop.
 
-Every paho callback only posts a tuple to the core and returns; each is wrapped
+Every paho callback only posts a message (agent/messages.py) to the core and returns; each is wrapped
 so that no exception can escape into paho's network thread.
 """
 
@@ -21,7 +21,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from . import __version__
+from .messages import LinkConnected, LinkDisconnected, LinkMessage, LinkPublished, LinkRefused, Post
 from .timeutil import rfc3339
+from .topics import Topics
 
 log = logging.getLogger("agent.link")
 
@@ -38,25 +40,8 @@ def _guarded(fn: Callable) -> Callable:
     return wrapper
 
 
-class Topics:
-    def __init__(self, prefix: str, device_id: str):
-        self.prefix, self.device_id = prefix, device_id
-        base = f"{prefix}/dev/{device_id}"
-        self.ack, self.status, self.heartbeat, self.event = (f"{base}/{k}" for k in ("ack", "status", "heartbeat",
-                                                                                      "event"))
-
-    def subscriptions(self, areas: list[str]) -> dict[str, str]:
-        """topic -> kind ("cmd" or "schedule") for the device, each area and the fleet."""
-        subs = {f"{self.prefix}/dev/{self.device_id}/cmd": "cmd", f"{self.prefix}/all/cmd": "cmd",
-                f"{self.prefix}/dev/{self.device_id}/schedule": "schedule"}
-        for area in areas:
-            subs[f"{self.prefix}/area/{area}/cmd"] = "cmd"
-            subs[f"{self.prefix}/area/{area}/schedule"] = "schedule"
-        return subs
-
-
 class Link:
-    def __init__(self, cfg: dict, post: Callable[[tuple], None], *, boot_id: str, areas: list[str],
+    def __init__(self, cfg: dict, post: Post, *, boot_id: str, areas: list[str],
                  rng: random.Random | None = None):
         self.cfg = cfg["mqtt"]
         self.device_id = cfg["device"]["id"]
@@ -192,7 +177,7 @@ class Link:
             self._note_error(f"broker {self.broker} refused the connection: {reason}"
                              + (" (check mqtt.username / password_file / client certificate)" if self.auth_failed
                                 else ""))
-            self.post(("link.refused", str(reason), self.auth_failed))
+            self.post(LinkRefused(str(reason), self.auth_failed))
             return
         with self._lock:
             self.connected = True
@@ -204,21 +189,21 @@ class Link:
         log.info("connected to %s (session present: %s)", self.broker, flags.session_present)
         self._subscribe(subs)
         client.publish(self.topics.status, self._status("online"), qos=1, retain=True)
-        self.post(("link.connected", self.generation, flags.session_present))
+        self.post(LinkConnected(self.generation, flags.session_present))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         was = self.connected
         self.connected = False
         if was:
             self._note_error(f"disconnected from {self.broker}: {reason}")
-            self.post(("link.disconnected", str(reason)))
+            self.post(LinkDisconnected(str(reason)))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         kind = self.subs.get(msg.topic)
-        self.post(("link.message", msg.topic, kind, msg.payload, msg.mid, msg.qos, bool(msg.dup), self.generation))
+        self.post(LinkMessage(msg.topic, kind, msg.payload, msg.mid, msg.qos, bool(msg.dup), self.generation))
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        self.post(("link.published", mid, str(reason) if reason.is_failure else None))
+        self.post(LinkPublished(mid, str(reason) if reason.is_failure else None))
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         bad = [str(r) for r in reasons if r.is_failure]

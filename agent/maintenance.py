@@ -11,24 +11,27 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from .runtime import Runtime
+
 if TYPE_CHECKING:
-    from .core import Core
+    from .alerting import Alerts
+    from .audio.player import Player
 
 log = logging.getLogger("agent.maintenance")
 
 
 class Maintenance:
-    def __init__(self, core: Core):
-        self.core = core
-        self.started_at = core.clock()
-        self.spread = (zlib.crc32(core.device_id.encode()) % 1000) / 1000  # this box's place in the window
+    def __init__(self, rt: Runtime, player: Player, alerts: Alerts):
+        self.rt, self.player, self.alerts = rt, player, alerts
+        self.started_at = rt.clock()
+        self.spread = (zlib.crc32(rt.device_id.encode()) % 1000) / 1000  # this box's place in the window
 
     def window(self, now: float) -> tuple[float, float] | None:
         """The window holding `now` (it may have opened yesterday evening), else today's; wall times."""
-        w = self.core.cfg["maintenance"].get("restart_window")
+        w = self.rt.cfg["maintenance"].get("restart_window")
         if not w:
             return None
-        local = datetime.fromtimestamp(now, ZoneInfo(self.core.cfg["device"]["tz"]))
+        local = datetime.fromtimestamp(now, ZoneInfo(self.rt.cfg["device"]["tz"]))
         fh, fm = map(int, w["from"].split(":"))
         th, tm = map(int, w["to"].split(":"))
         length = timedelta(minutes=((th * 60 + tm) - (fh * 60 + fm)) % (24 * 60))
@@ -39,15 +42,15 @@ class Maintenance:
         return today.timestamp(), (today + length).timestamp()
 
     def tick(self) -> None:
-        now = self.core.clock()
+        now = self.rt.clock()
         w = self.window(now)
         if w is None or not w[0] + self.spread * (w[1] - w[0]) <= now < w[1] or self.started_at >= w[0]:
             return
-        if self.core.player is not None and self.core.player.state()["state"] != "idle":
+        if self.player.state()["state"] != "idle":
             return  # a programme or an alert: try again at the next check, while the window lasts
-        if self.core.alerts is not None and self.core.alerts.active:
+        if self.alerts.active:
             return
         log.warning("nightly restart (maintenance.restart_window %s-%s)",
-                    *(self.core.cfg["maintenance"]["restart_window"][k] for k in ("from", "to")))
-        self.core.emit_event("maintenance.restart", {"uptime_s": round(now - self.started_at, 1)})
-        self.core.restart(None)
+                    *(self.rt.cfg["maintenance"]["restart_window"][k] for k in ("from", "to")))
+        self.rt.emit_event("maintenance.restart", {"uptime_s": round(now - self.started_at, 1)})
+        self.rt.restart()

@@ -9,8 +9,13 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from .messages import Call
+from .runtime import Runtime
+
 if TYPE_CHECKING:
-    from .core import Core
+    from collections.abc import Callable, Sequence
+
+    from .health import Health
 
 PROBE_EVERY = 10
 
@@ -25,18 +30,20 @@ def band(value: float | None, bad_at: float, good_below: float, *, high_is_bad: 
 
 
 class Monitor:
-    def __init__(self, core: Core):
-        self.core = core
+    def __init__(self, rt: Runtime, health: Health, *, then: Sequence[Callable[[], None]] = ()):
+        """`then`: what else runs at each check (events a full disk held back, the amplifier's OK input, the
+        nightly restart window)."""
+        self.rt, self.health, self.then = rt, health, tuple(then)
         self.checks = 0
         self._probing = False
         self._readonly: bool | None = None
 
     def start(self) -> None:
-        self.core.every(lambda: self.core.cfg["health"]["check_s"], self.check)
-        self.core.call_later(0, self.check)
+        self.rt.every(lambda: self.rt.cfg["health"]["check_s"], self.check)
+        self.rt.call_later(0, self.check)
 
     def check(self) -> None:
-        cfg, h, faults = self.core.cfg["health"], self.core.health, self.core.faults
+        cfg, h, faults = self.rt.cfg["health"], self.health, self.rt.faults
         temp = h.cpu_temp_c()
         faults.observe("overheat", band(temp, cfg["overheat_c"], cfg["overheat_clear_c"]),
                        f"CPU at {temp} °C (limit {cfg['overheat_c']:g} °C)")
@@ -52,19 +59,16 @@ class Monitor:
         elif self._readonly:
             faults.observe("storage_readonly", True, "the state directory's file system is mounted read-only")
         self.checks += 1
-        self.core.flush_unwritten()  # events that a full disk held back, once there is room again
-        if self.core.sensors is not None:
-            self.core.sensors.check_amp()
-        if self.core.maintenance is not None:
-            self.core.maintenance.tick()
+        for fn in self.then:
+            fn()
 
     def _probe(self) -> None:
-        error = self.core.health.write_read_back()
-        self.core.post(("call", lambda: self._probed(error)))
+        error = self.health.write_read_back()
+        self.rt.post(Call(lambda: self._probed(error)))
 
     def _probed(self, error: str | None) -> None:
         self._probing = False
         bad = bool(self._readonly) or error is not None
         message = "the state directory's file system is mounted read-only" if self._readonly else \
             f"storage write and read-back failed: {error}"
-        self.core.faults.observe("storage_readonly", bad, message)
+        self.rt.faults.observe("storage_readonly", bad, message)

@@ -9,9 +9,12 @@ import threading
 from typing import TYPE_CHECKING
 
 from .media import Downloader, MediaError
+from .messages import Call
+from .runtime import Runtime
 
 if TYPE_CHECKING:
-    from .core import Core
+    from .media import MediaCache
+    from .schedule import Schedule
 
 log = logging.getLogger("agent.prefetch")
 
@@ -19,36 +22,41 @@ PERIOD_S = 900.0
 
 
 class Prefetcher:
-    def __init__(self, core: Core):
-        self.core = core
-        self.cache = core.player.cache
-        self.downloader = Downloader(self.cache)
+    def __init__(self, rt: Runtime, cache: MediaCache, schedule: Schedule):
+        self.rt = rt
+        self.cache = cache
+        self.schedule = schedule
+        self.downloader = Downloader(cache)
         self.missing: dict[str, dict] = {}  # digest -> {url, error, failures, retry_at}
         self.busy: str | None = None
 
     def start(self) -> None:
-        self.core.every(lambda: PERIOD_S, self.run)
-        self.core.call_later(1.0, self.run)
+        self.rt.every(lambda: PERIOD_S, self.run)
+        self.rt.call_later(1.0, self.run)
+
+    def schedule_changed(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+        self.run()  # fetch the new media now, not in 15 minutes
 
     def needed(self) -> dict[str, dict]:
         """Media of file items due within the prefetch horizon: digest -> source (earliest first)."""
-        now = self.core.clock()
+        now = self.rt.clock()
         out: dict[str, dict] = {}
-        horizon = self.core.cfg["cache"]["prefetch_hours"] * 3600
-        for occ in self.core.scheduler.schedule.between(now, now + horizon):
+        horizon = self.rt.cfg["cache"]["prefetch_hours"] * 3600
+        for occ in self.schedule.between(now, now + horizon):
             src = occ.item.get("source") or {}
             if src.get("kind") == "file":
                 out.setdefault(src["sha256"], {**src, "due": occ.at})
         from .display import playlist
 
-        for digest, scene in playlist.media_between(playlist.display_items(self.core.scheduler.schedule), now,
+        for digest, scene in playlist.media_between(playlist.display_items(self.schedule), now,
                                                     now + horizon).items():
             out.setdefault(digest, scene)
         return out
 
     def run(self) -> None:
         needed = self.needed()
-        removed = self.cache.evict(self.core.cfg["cache"]["max_mb"] * 2**20, keep=set(needed))
+        removed = self.cache.evict(self.rt.cfg["cache"]["max_mb"] * 2**20, keep=set(needed))
         if removed:
             log.info("cache: evicted %d least recently used file(s)", len(removed))
         todo = [(d, s) for d, s in needed.items() if not (self.cache.dir / d).exists()]
@@ -56,9 +64,9 @@ class Prefetcher:
             if digest not in needed:
                 del self.missing[digest]
         if not any(d in self.missing for d, _ in todo):
-            self.core.faults.clear("cache_missing")
+            self.rt.faults.clear("cache_missing")
         if self.busy is None:
-            now = self.core.clock()
+            now = self.rt.clock()
             for digest, src in todo:
                 if self.missing.get(digest, {}).get("retry_at", 0) <= now:
                     self._start(digest, src)
@@ -75,7 +83,7 @@ class Prefetcher:
                 error = (e.code, str(e))
             except OSError as e:
                 error = ("media_unavailable", f"{type(e).__name__}: {e}")
-            self.core.post(("call", lambda: self._done(digest, src, error)))
+            self.rt.post(Call(lambda: self._done(digest, src, error)))
 
         threading.Thread(target=work, name="prefetch", daemon=True).start()
 
@@ -84,21 +92,21 @@ class Prefetcher:
         if error is None:
             log.info("cache: fetched %s…", digest[:12])
             self.missing.pop(digest, None)
-            self.core.faults.clear("disk_low")
+            self.rt.faults.clear("disk_low")
         else:
             code, message = error
             entry = self.missing.setdefault(digest, {"failures": 0})
             entry.update(url=src["url"], error=message, failures=entry["failures"] + 1)
-            entry["retry_at"] = self.core.clock() + min(3600.0, 30.0 * 2 ** (entry["failures"] - 1))
+            entry["retry_at"] = self.rt.clock() + min(3600.0, 30.0 * 2 ** (entry["failures"] - 1))
             log.warning("cache: cannot fetch %s: %s (retry in %.0f s)", src["url"], message,
-                        entry["retry_at"] - self.core.clock())
+                        entry["retry_at"] - self.rt.clock())
             if code == "disk_full":
-                self.core.faults.raise_("disk_low", f"no space left to cache media ({message})")
+                self.rt.faults.raise_("disk_low", f"no space left to cache media ({message})")
             if entry["failures"] == 1:
-                self.core.emit_event("media.missing", {"sha256": digest, "url": src["url"], "due": src.get("due"),
+                self.rt.emit_event("media.missing", {"sha256": digest, "url": src["url"], "due": src.get("due"),
                                                        "error": message})
-                self.core.faults.raise_("cache_missing", f"media due soon cannot be fetched: {message}")
-        self.core.call_later(0, self.run)  # next in line
+                self.rt.faults.raise_("cache_missing", f"media due soon cannot be fetched: {message}")
+        self.rt.call_later(0, self.run)  # next in line
 
     def stats(self) -> dict:
         return {**self.cache.stats(), "missing": len(self.missing)}

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .audio.arbiter import Play
 from .audio.player import PlayError
-from .commands import Result
 from .errors import SchemaError
+from .runtime import Result, Runtime
 from .schedule import Occurrence, Schedule, compile_doc
 
 if TYPE_CHECKING:
-    from .core import Core
+    from .audio.player import Player
     from .envelope import Message
+    from .media import MediaCache
+    from .store import Store
+    from .topics import Topics
 
 log = logging.getLogger("agent.scheduler")
 
@@ -31,24 +35,28 @@ REMEMBER_S = 2 * 86400.0  # occurrences handed over are remembered this long (by
 
 
 class Scheduler:
-    def __init__(self, core: Core):
-        self.core = core
-        self.docs: dict[str, dict] = core.store.get_json("schedule_docs", {})
-        self.fired_until: float | None = core.store.get_json("schedule_fired_until")
+    def __init__(self, rt: Runtime, store: Store, *, player: Player, cache: MediaCache, topics: Topics):
+        self.rt, self.store, self.player, self.cache, self.topics = rt, store, player, cache, topics
+        self.docs: dict[str, dict] = store.get_json("schedule_docs", {})
+        self.fired_until: float | None = store.get_json("schedule_fired_until")
         # ITEM@LOCALTIME -> its time: what was handed over already, whatever the clock does afterwards
-        self.fired: dict[str, float] = core.store.get_json("schedule_fired", {})
+        self.fired: dict[str, float] = store.get_json("schedule_fired", {})
         self.timer: Any = None
         self.next: Occurrence | None = None
-        self._wall_mono = (core.clock(), time.monotonic())
+        self._wall_mono = (rt.clock(), time.monotonic())
+        self._listeners: list[Callable[[Schedule], None]] = []
         self.schedule = self._build()
 
+    def on_change(self, listener: Callable[[Schedule], None]) -> None:
+        """`listener(schedule)` after each change of the merged schedule (the board's playlist, the prefetch)."""
+        self._listeners.append(listener)
+
     # --- documents -----------------------------------------------------------------------
-    def topics(self) -> set[str]:
-        p, d = self.core.cfg["mqtt"]["topic_prefix"], self.core.device_id
-        return {f"{p}/dev/{d}/schedule", *(f"{p}/area/{a}/schedule" for a in self.core.cfg["device"]["areas"])}
+    def mine(self) -> set[str]:
+        return self.topics.schedules(self.rt.cfg["device"]["areas"])
 
     def _build(self) -> Schedule:
-        mine = self.topics()
+        mine = self.mine()
         try:
             return Schedule({t: doc for t, doc in self.docs.items() if t in mine})
         except SchemaError as e:  # stored documents were valid when applied; a zone database change could bite
@@ -56,9 +64,9 @@ class Scheduler:
             return Schedule({})
 
     def versions(self) -> dict[str, int]:
-        mine = self.topics()
-        return {t.split("/")[-2] if "/area/" in t else "device": d["version"] for t, d in sorted(self.docs.items())
-                if t in mine}
+        mine = self.mine()
+        return {self.topics.parse(t).schedule_key: d["version"]  # type: ignore[union-attr]
+                for t, d in sorted(self.docs.items()) if t in mine}
 
     def apply(self, msg: Message) -> Result:
         topic, claims = msg.topic, msg.claims
@@ -69,7 +77,7 @@ class Scheduler:
         stored = self.docs.get(topic)
         version = claims["version"]
         if stored is None or version >= stored["version"]:
-            self.core.store.raise_floor(msg.iat)  # a signed, valid, current document vouches for its time
+            self.store.raise_floor(msg.iat)  # a signed, valid, current document vouches for its time
         result = {"version": version, "items": len(items)}
         if stored is not None and version < stored["version"]:
             return Result("rejected", "stale", f"version {version} is older than the applied {stored['version']}",
@@ -77,71 +85,70 @@ class Scheduler:
         if stored is not None and version == stored["version"]:
             return Result(message="this version is already applied", result=result)
         self.docs[topic] = claims
-        self.core.store.put_json("schedule_docs", self.docs)
-        self.schedule = self._build()
-        self.core.emit_event("schedule.applied", {"topic": topic, **result})
-        if self.core.board is not None:
-            self.core.board.reload()
-        if self.core.prefetcher is not None:
-            self.core.prefetcher.run()  # fetch the new media now, not in 15 minutes
+        self.store.put_json("schedule_docs", self.docs)
+        self.rt.emit_event("schedule.applied", {"topic": topic, **result})
+        self._rebuild()
         log.info("schedule version %d applied from %s: %d item(s)", version, topic, len(items))
         self.plan()
         return Result(message=f"version {version} applied", result=result)
 
     def areas_changed(self) -> None:
-        self.schedule = self._build()
-        if self.core.board is not None:
-            self.core.board.reload()
+        self._rebuild()
         self.plan()
+
+    def _rebuild(self) -> None:
+        self.schedule = self._build()
+        for listener in self._listeners:
+            listener(self.schedule)
 
     # --- time -------------------------------------------------------------------------------
     def start(self) -> None:
-        self.core.every(lambda: self.core.cfg["schedule"]["clock_check_s"], self._check_clock)
+        self.rt.every(lambda: self.rt.cfg["schedule"]["clock_check_s"], self._check_clock)
         self.catch_up()
         self.plan()
 
     def trusted(self) -> bool:
-        floor = self.core.store.time_floor()
-        return self.core.clock() >= floor - self.core.cfg["security"]["max_clock_skew_s"]
+        floor = self.store.time_floor()
+        return self.rt.clock() >= floor - self.rt.cfg["security"]["max_clock_skew_s"]
 
     def plan(self) -> None:
         """Arm one timer for the next occurrence."""
-        self.core.cancel(self.timer)
+        self.rt.cancel(self.timer)
         self.timer, self.next = None, None
         if not self.trusted():
-            self.core.faults.raise_("clock_unsynced", "the clock is behind the last trusted message time; "
+            self.rt.faults.raise_("clock_unsynced", "the clock is behind the last trusted message time; "
                                                       "the schedule waits for a trusted clock")
             return
-        self.core.faults.clear("clock_unsynced")
-        now = self.core.clock()
+        self.rt.faults.clear("clock_unsynced")
+        now = self.rt.clock()
         if self.fired_until is None:
             self._mark(now)  # everything before now is settled; a restart catches up from here
         self.next = self.schedule.next_after(max(now, self.fired_until or now))
         if self.next is not None:
             occ = self.next
-            self.timer = self.core.call_later(max(0.0, occ.at - now), lambda: self._fire(occ))
+            self.timer = self.rt.call_later(max(0.0, occ.at - now), lambda: self._fire(occ))
 
     def _fire(self, occ: Occurrence) -> None:
         self.timer = None
         for same_time in self.schedule.between(occ.at, occ.at):  # every item due at this instant
-            self._play(same_time, late_s=max(0.0, self.core.clock() - occ.at))
+            self._play(same_time, late_s=max(0.0, self.rt.clock() - occ.at))
         self._mark(occ.at)
         self.plan()
 
     def _mark(self, at: float) -> None:
         self.fired_until = max(at, self.fired_until or at)
-        self.core.store.put_json("schedule_fired_until", self.fired_until)
+        self.store.put_json("schedule_fired_until", self.fired_until)
         horizon = self.fired_until - REMEMBER_S
         self.fired = {k: t for k, t in self.fired.items() if t >= horizon}
-        self.core.store.put_json("schedule_fired", self.fired)
+        self.store.put_json("schedule_fired", self.fired)
 
     def catch_up(self) -> None:
         """After a restart or a clock jump: occurrences already due that were not handled."""
         if not self.trusted():
             return
-        now = self.core.clock()
+        now = self.rt.clock()
         since = self.fired_until if self.fired_until is not None else now - 1
-        grace = self.core.cfg["schedule"]["late_grace_s"]
+        grace = self.rt.cfg["schedule"]["late_grace_s"]
         due = [o for o in self.schedule.between(max(since, now - CATCH_UP_S), now)
                if self.fired_until is None or o.at > self.fired_until]
         for occ in due:
@@ -153,19 +160,19 @@ class Scheduler:
                 self._play(occ, late_s=late)
             else:
                 log.warning("skipped %s: %.0f s late", occ.id, late)
-                self.core.emit_event("schedule.skipped", {"id": occ.id, "at": occ.at, "reason": "late",
+                self.rt.emit_event("schedule.skipped", {"id": occ.id, "at": occ.at, "reason": "late",
                                                           "late_s": round(late, 1)})
         if due:
             self._mark(due[-1].at)
 
     def _check_clock(self) -> None:
-        wall, mono = self.core.clock(), time.monotonic()
+        wall, mono = self.rt.clock(), time.monotonic()
         drift = (wall - self._wall_mono[0]) - (mono - self._wall_mono[1])
         self._wall_mono = (wall, mono)
         if abs(drift) > 5:
             log.warning("the clock jumped by %.0f s: replanning the schedule", drift)
-            if drift < 0 and self.fired_until is not None and self.fired_until > self.core.clock():
-                self.fired_until = self.core.clock()  # a jump back must not silence the next days
+            if drift < 0 and self.fired_until is not None and self.fired_until > self.rt.clock():
+                self.fired_until = self.rt.clock()  # a jump back must not silence the next days
             self.catch_up()
             self.plan()
         elif self.timer is None:
@@ -187,20 +194,20 @@ class Scheduler:
         if join and item["source"]["kind"] == "file":
             play.position_s = late_s  # join the programme where it would be now
         try:
-            self.core.player.submit(play)
+            self.player.submit(play)
             log.info("schedule: %s (%s)%s", occ.id, item["level"], f", {late_s:.1f} s late" if late_s > 1 else "")
         except PlayError as e:
-            self.core.emit_event("schedule.skipped", {"id": occ.id, "at": occ.at, "reason": e.code,
+            self.rt.emit_event("schedule.skipped", {"id": occ.id, "at": occ.at, "reason": e.code,
                                                       "message": str(e)})
 
     def upcoming(self, hours: float) -> list[dict]:
-        now = self.core.clock()
+        now = self.rt.clock()
         out = []
         for occ in self.schedule.between(now, now + hours * 3600):
             src = occ.item.get("source") or {}
             cached = None
             if src.get("kind") == "file":
-                cached = self.core.player.cache.path(src["sha256"]).exists()
+                cached = self.cache.path(src["sha256"]).exists()
             out.append({"id": occ.id, "at": occ.at, "local": occ.local, "title": occ.item.get("title"),
                         "level": occ.item["level"], "kind": src.get("kind") or occ.item.get("scene", {}).get("kind"),
                         "cached": cached})

@@ -30,11 +30,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .audio.arbiter import Play
-from .commands import Result
+from .messages import Call
+from .runtime import Result, Runtime
 from .timeutil import active_window, next_daily, rfc3339
 
 if TYPE_CHECKING:
-    from .core import Core
+    from drivers.gpio.base import Gpio
+
+    from .audio.amp import Amp
+    from .audio.player import Player
 
 log = logging.getLogger("agent.selftest")
 
@@ -183,8 +187,8 @@ class _Run:
 
 
 class SelfTest:
-    def __init__(self, core: Core):
-        self.core = core
+    def __init__(self, rt: Runtime, *, player: Player, amp: Amp, gpio: Gpio):
+        self.rt, self.player, self.amp, self.gpio = rt, player, amp, gpio
         self.run: _Run | None = None
         self._daily_at: float | None = None
         self._daily_timer: Any = None
@@ -193,11 +197,11 @@ class SelfTest:
 
     @property
     def cfg(self) -> dict:
-        return self.core.cfg["selftest"]
+        return self.rt.cfg["selftest"]
 
     @property
     def calibration_path(self) -> Path:
-        return Path(self.core.cfg["paths"]["state_dir"]) / CALIBRATION_FILE
+        return Path(self.rt.cfg["paths"]["state_dir"]) / CALIBRATION_FILE
 
     # --- starting ----------------------------------------------------------------------------------
     def start(self, *, calibrate: bool, done: Callable[[Result], None]) -> None:
@@ -214,7 +218,7 @@ class SelfTest:
             done(Result("failed", "device_fault", "an alert is playing: the self-test does not interrupt it",
                         _result(False, [])))
             return
-        run = _Run(calibrate, done, list(self.core.cfg["zones"]), mic)
+        run = _Run(calibrate, done, list(self.rt.cfg["zones"]), mic)
         if mic and not calibrate:
             run.reference = self._load_calibration()
         self.run = run
@@ -222,7 +226,7 @@ class SelfTest:
         self._next(run)
 
     def _alert(self) -> Play | None:
-        return next((p for p in self.core.player.arbiter.all() if p.level == "emergency"), None)
+        return next((p for p in self.player.arbiter.all() if p.level == "emergency"), None)
 
     def _next(self, run: _Run) -> None:
         if self.run is not run:
@@ -230,7 +234,7 @@ class SelfTest:
         if run.index >= len(run.zones):
             self._conclude(run)
             return
-        player, tone_s = self.core.player, float(self.cfg["tone_s"])
+        player, tone_s = self.player, float(self.cfg["tone_s"])
         zone = run.zones[run.index]
         name = zone["name"]
         current = player.arbiter.current
@@ -245,7 +249,7 @@ class SelfTest:
         step = _Step(zone, play, mic=bool(run.mic), attempt=run.attempt)
         play.context = lambda r: self._ended(run, step, r)  # the player calls it as the play ends
         run.step = step
-        warmup = step.warmup = 0.0 if name in player.amp.on_since else float(player.amp.cfg["warmup_s"])
+        warmup = step.warmup = 0.0 if name in self.amp.on_since else float(self.amp.cfg["warmup_s"])
         step.submitted = time.monotonic()
         if step.mic:
             threading.Thread(target=self._listen, args=(run, step, run.mic, warmup + tone_s + CAPTURE_TAIL_S),
@@ -256,7 +260,7 @@ class SelfTest:
             self._abort(run, f"cannot play the test tone on zone {name}: {e}")
             return
         step.volume = player.effective_volume(play)
-        step.timer = self.core.call_later(warmup + tone_s + STEP_SLACK_S, lambda: self._overdue(run, step))
+        step.timer = self.rt.call_later(warmup + tone_s + STEP_SLACK_S, lambda: self._overdue(run, step))
 
     def _listen(self, run: _Run, step: _Step, device: str, max_s: float) -> None:
         """Worker thread: record while the tone plays, measure, post the figures back."""
@@ -265,7 +269,7 @@ class SelfTest:
             fig: dict = measure(samples, rate)
         except Exception as e:  # whatever the microphone does, the run gets an answer
             fig = {"error": f"microphone {device!r}: {e}"}
-        self.core.post(("call", lambda: self._heard(run, step, fig)))
+        self.rt.post(Call(lambda: self._heard(run, step, fig)))
 
     # --- a zone's answers ------------------------------------------------------------------------------
     def _ended(self, run: _Run, step: _Step, result: Result) -> None:
@@ -273,14 +277,14 @@ class SelfTest:
         lets them go; what follows (the next zone's tone) is posted, not run inside the player."""
         if self.run is not run or run.step is not step or step.ended is not None:
             return
-        self.core.cancel(step.timer)
+        self.rt.cancel(step.timer)
         step.ended = result
         step.stop.set()  # the microphone stops listening
         step.checks = self._zone_checks(step, result)
         if step.mic and step.heard is None:
-            step.mic_timer = self.core.call_later(MIC_GRACE_S, lambda: self._heard(run, step, {
+            step.mic_timer = self.rt.call_later(MIC_GRACE_S, lambda: self._heard(run, step, {
                 "error": f"microphone {run.mic!r} gave no recording within {MIC_GRACE_S:g} s of the tone's end"}))
-        self.core.post(("call", lambda: self._step_over(run, step)))
+        self.rt.post(Call(lambda: self._step_over(run, step)))
 
     def _heard(self, run: _Run, step: _Step, fig: dict) -> None:
         if self.run is not run or run.step is not step or step.heard is not None:
@@ -291,12 +295,12 @@ class SelfTest:
     def _overdue(self, run: _Run, step: _Step) -> None:
         if self.run is run and run.step is step and step.ended is None:
             step.overdue = True
-            self.core.player.stop(id=step.play.id)  # its end comes back through _ended
+            self.player.stop(id=step.play.id)  # its end comes back through _ended
 
     def _step_over(self, run: _Run, step: _Step) -> None:
         if self.run is not run or run.step is not step or step.ended is None or (step.mic and step.heard is None):
             return
-        self.core.cancel(step.mic_timer)
+        self.rt.cancel(step.mic_timer)
         checks = step.checks
         if step.mic:
             checks.append(self._acoustic(run, step))
@@ -314,7 +318,7 @@ class SelfTest:
         self._next(run)
 
     def _zone_checks(self, step: _Step, result: Result) -> list[dict]:
-        amp, gpio = self.core.player.amp, self.core.player.gpio
+        amp, gpio = self.amp, self.gpio
         zone, name = step.zone, step.zone["name"]
         checks = []
         pin = zone["relay_pin"]
@@ -326,7 +330,7 @@ class SelfTest:
         if zone.get("feedback_pin") is not None:
             fb = zone["feedback_pin"]
             active = bool(gpio.read(fb))
-            fault = next((f for f in self.core.faults.active() if f["code"] == "amp_no_feedback"
+            fault = next((f for f in self.rt.faults.active() if f["code"] == "amp_no_feedback"
                           and f["message"].startswith(f"zone {name}:")), None)
             ok = active and fault is None
             figure = f"feedback GPIO {fb} answered with the relay on for {on_s:g} s" if ok else \
@@ -370,7 +374,7 @@ class SelfTest:
                               f"SNR {fig['snr_db']:.1f} dB): not calibrated", **fig)
             run.measured[name] = {"level_dbfs": level, "rest_dbfs": rest, "snr_db": fig["snr_db"],
                                   "volume": step.volume, "tone_s": float(self.cfg["tone_s"]),
-                                  "at": rfc3339(self.core.clock())}
+                                  "at": rfc3339(self.rt.clock())}
             return _check(name, "acoustic", True, f"reference taken: 1 kHz at {level:.1f} dBFS (rest {rest:.1f} dBFS, "
                           f"SNR {fig['snr_db']:.1f} dB) at volume {step.volume}", **fig)
         ref = run.reference.get("zones", {}).get(name)
@@ -408,7 +412,7 @@ class SelfTest:
         if run.calibrate:
             message += f"; calibrated {', '.join(sorted(run.measured)) or 'no zone'}"
         (log.info if ok else log.warning)("%s", message)
-        self.core.emit_event("selftest", {"ok": ok, "checks": run.checks, "calibrated": calibrated})
+        self.rt.emit_event("selftest", {"ok": ok, "checks": run.checks, "calibrated": calibrated})
         run.done(Result("done", "ok", message, _result(ok, run.checks, calibrated)))
 
     def _abort(self, run: _Run, why: str) -> None:
@@ -416,11 +420,11 @@ class SelfTest:
         self.run = None
         if run.step is not None:
             run.step.stop.set()
-            self.core.cancel(run.step.timer)
-            self.core.cancel(run.step.mic_timer)
+            self.rt.cancel(run.step.timer)
+            self.rt.cancel(run.step.mic_timer)
         log.warning("self-test not completed: %s", why)
         if run.checks:
-            self.core.emit_event("selftest", {"ok": False, "checks": run.checks, "calibrated": False, "error": why})
+            self.rt.emit_event("selftest", {"ok": False, "checks": run.checks, "calibrated": False, "error": why})
         run.done(Result("failed", "device_fault", why, _result(False, run.checks)))
 
     def _load_calibration(self) -> dict:
@@ -447,7 +451,7 @@ class SelfTest:
         hhmm = self.cfg.get("daily")
         if not hhmm:
             return
-        self._daily_at = next_daily(hhmm, self.core.clock(), self.core.cfg["device"]["tz"])
+        self._daily_at = next_daily(hhmm, self.rt.clock(), self.rt.cfg["device"]["tz"])
         self._daily_tries = 0
         log.info("daily self-test at %s (%s)", hhmm, rfc3339(self._daily_at))
         self._daily_wait()
@@ -455,9 +459,9 @@ class SelfTest:
     def _daily_wait(self) -> None:
         """Sleep towards the due time in steps of at most an hour: a wall-clock jump is noticed in time."""
         assert self._daily_at is not None
-        left = self._daily_at - self.core.clock()
+        left = self._daily_at - self.rt.clock()
         if left > 0:
-            self._daily_timer = self.core.call_later(min(left, 3600.0), self._daily_wait)
+            self._daily_timer = self.rt.call_later(min(left, 3600.0), self._daily_wait)
             return
         if -left > DAILY_LATE_S:
             log.warning("daily self-test due at %s skipped: the clock moved past it", rfc3339(self._daily_at))
@@ -467,13 +471,13 @@ class SelfTest:
 
     def _daily_due(self) -> None:
         due = self._daily_at
-        cfg = self.core.cfg
-        skip = daily_skip_reason(cfg["quiet_hours"], self.core.clock(), cfg["device"]["tz"])
-        if skip is None and (self.run is not None or self.core.player.arbiter.current is not None):
+        cfg = self.rt.cfg
+        skip = daily_skip_reason(cfg["quiet_hours"], self.rt.clock(), cfg["device"]["tz"])
+        if skip is None and (self.run is not None or self.player.arbiter.current is not None):
             if self._daily_tries < DAILY_RETRIES:
                 self._daily_tries += 1
                 log.info("daily self-test put off %g s: the box is busy", DAILY_RETRY_S)
-                self._daily_timer = self.core.call_later(DAILY_RETRY_S, self._daily_due)
+                self._daily_timer = self.rt.call_later(DAILY_RETRY_S, self._daily_due)
                 return
             skip = "the box stayed busy"
         if skip is not None:
@@ -506,8 +510,8 @@ def cli(args: argparse.Namespace, path: str) -> int:
     from .ipc import request
 
     cfg = config.load(path)
-    out = request(cfg["paths"]["socket"], "selftest", timeout=expected_duration(cfg) + 30,
-                  calibrate=bool(args.calibrate))
+    out = request(cfg["paths"]["socket"], "command", timeout=expected_duration(cfg) + 30, type="selftest",
+                  params={"calibrate": bool(args.calibrate)})
     ok = out.get("status") == "done" and bool(out.get("ok"))
     if args.json:
         print(json.dumps(out, ensure_ascii=False, indent=2))

@@ -9,8 +9,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .messages import Call
+from .runtime import Runtime
+
 if TYPE_CHECKING:
-    from .core import Core
+    from drivers.gpio.base import Gpio
+
+    from .audio.amp import Amp
 
 log = logging.getLogger("agent.sensors")
 
@@ -22,17 +27,16 @@ FAULTS = {
 
 
 class Sensors:
-    def __init__(self, core: Core):
-        self.core = core
-        self.gpio = core.player.gpio
-        self.cfg = {s["name"]: s for s in core.cfg["sensors"]}
+    def __init__(self, rt: Runtime, gpio: Gpio, amp: Amp):
+        self.rt, self.gpio, self.amp = rt, gpio, amp
+        self.cfg = {s["name"]: s for s in rt.cfg["sensors"]}
         self.values: dict[str, bool] = {}
         self._timers: dict[str, Any] = {}
         for name, s in self.cfg.items():
             pull = None if s["pull"] == "none" else s["pull"]
             self.gpio.setup_input(s["pin"], active_high=s["active_high"], pull=pull,
                                   debounce_ms=min(s["debounce_ms"], 50),
-                                  on_change=lambda pin, active, n=name: core.post(("call", lambda: self._edge(n))))
+                                  on_change=lambda pin, active, n=name: rt.post(Call(lambda: self._edge(n))))
 
     def start(self) -> None:
         for name in self.cfg:
@@ -40,8 +44,8 @@ class Sensors:
 
     def _edge(self, name: str) -> None:
         """Any edge (re)starts the wait; only the level still there after debounce_ms counts."""
-        self.core.cancel(self._timers.pop(name, None))
-        self._timers[name] = self.core.call_later(self.cfg[name]["debounce_ms"] / 1000, lambda: self._settle(name))
+        self.rt.cancel(self._timers.pop(name, None))
+        self._timers[name] = self.rt.call_later(self.cfg[name]["debounce_ms"] / 1000, lambda: self._settle(name))
 
     def _settle(self, name: str, *, initial: bool = False) -> None:
         self._timers.pop(name, None)
@@ -51,10 +55,10 @@ class Sensors:
         self.values[name] = value
         log.info("sensor %s: %s", name, value)
         if not initial:
-            self.core.emit_event("sensor", {"name": name, "value": value})
+            self.rt.emit_event("sensor", {"name": name, "value": value})
         if name in FAULTS:
             code, bad_when_active, message = FAULTS[name]
-            self.core.faults.set(code, message if value == bad_when_active else None)
+            self.rt.faults.set(code, message if value == bad_when_active else None)
         elif name == "amp_ok":
             self.check_amp()
 
@@ -62,14 +66,14 @@ class Sensors:
         """`amp_ok` means something only while a relay is on (and past its feedback delay)."""
         if "amp_ok" not in self.values:
             return
-        amp = self.core.player.amp
+        amp = self.amp
         settled = any(amp.clock() - t >= amp.cfg["feedback_s"] for t in amp.on_since.values())
         if not amp.on_since:
             return  # relays off: an amplifier without power says nothing about its health
         if not self.values["amp_ok"] and settled:
-            self.core.faults.raise_("amp_no_feedback", "the amplifier's OK input is off while it is switched on")
+            self.rt.faults.raise_("amp_no_feedback", "the amplifier's OK input is off while it is switched on")
         elif self.values["amp_ok"]:
-            self.core.faults.clear("amp_no_feedback")
+            self.rt.faults.clear("amp_no_feedback")
 
     def state(self) -> dict[str, bool]:
         return dict(self.values)

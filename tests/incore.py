@@ -14,6 +14,7 @@ import yaml
 
 from agent import config, console
 from agent.daemon import build
+from agent.messages import Call, Wake
 from agent.store import Store
 
 
@@ -54,7 +55,7 @@ class InCore:
 
     def __exit__(self, *exc: Any) -> None:
         self.core.stop()
-        self.core.post(("noop",))
+        self.core.post(Wake())
         self.runner.join(15)
         self.reader.close()
 
@@ -62,7 +63,7 @@ class InCore:
              kind: str = "cmd", **claims: Any) -> str:
         body = console.make_claims(type_, params, iat=int(self.clock()) - 1, **claims)
         token = console.sign(body, self.key, "prov-1").encode()
-        self.core.post(("call", lambda: self.core.intake(topic, kind, token, ack=lambda: None)))
+        self.core.post(Call(lambda: self.core.intake(topic, kind, token, ack=lambda: None)))
         return body["jti"]
 
     def schedule(self, version: int, items: list[dict], tz: str = "Asia/Ho_Chi_Minh") -> str:
@@ -79,6 +80,10 @@ class InCore:
     def acks(self, jti: str) -> list[dict]:
         return [p for p in self.outbox() if "status" in p and p.get("id") == jti]
 
+    def local(self, type_: str, params: dict) -> Any:
+        """A technician's operation (`loa`), as the local socket runs it."""
+        return self.call(lambda: self.core.local(type_, params, lambda jti, result: None))
+
     def call(self, fn: Any, timeout: float = 10.0) -> Any:
         """Run fn on the core thread and return its result."""
         done = threading.Event()
@@ -89,7 +94,7 @@ class InCore:
                 out["value"] = fn()
             finally:
                 done.set()
-        self.core.post(("call", run))
+        self.core.post(Call(run))
         if not done.wait(timeout):
             raise TimeoutError("the core did not answer")
         return out.get("value")

@@ -162,7 +162,7 @@ def test_an_alert_takes_the_screen_and_the_playlist_resumes(tmp_path, keys):
     with InCore(tmp_path, keys, board_settings(tmp_path), start=MONDAY_6) as box:
         box.schedule(1, [slide("a", 30.0), slide("b", 30.0)])
         frame = tmp_path / "frames/frame.png"
-        eventually(lambda: box.call(lambda: box.core.board.current.started is not None), what="slide a up")
+        eventually(lambda: box.call(lambda: box.core.parts.board.current.started is not None), what="slide a up")
         assert not is_red(dominant(frame))
         jti = box.send("alert", {"headline": "Lũ quét tại xã Tân Lập", "instruction": "Sơ tán ngay lên đồi cao",
                                  "siren": False, "repeat": 20})
@@ -174,7 +174,7 @@ def test_an_alert_takes_the_screen_and_the_playlist_resumes(tmp_path, keys):
         a, alert = box.events("display.shown")
         assert a["reason"] == "preempted" and not a["completed"]
         assert alert["origin"] == "alert" and alert["kind"] == "alert"
-        assert box.call(lambda: box.core.board.current.id) == "a"  # where it was, not the next slide
+        assert box.call(lambda: box.core.parts.board.current.id) == "a"  # where it was, not the next slide
 
 
 def test_show_clear_power_and_the_power_schedule(tmp_path, keys):
@@ -188,16 +188,16 @@ def test_show_clear_power_and_the_power_schedule(tmp_path, keys):
         power = tmp_path / "frames/power.jsonl"
         eventually(lambda: power.exists() and '"on": false' in power.read_text(), timeout=10,
                    what="the panel off at 22:00")
-        assert box.call(lambda: box.core.board.on) is False
+        assert box.call(lambda: box.core.parts.board.on) is False
         on = box.send("display.power", {"on": True})
         eventually(lambda: box.acks(on) and box.acks(on)[-1]["status"] == "done", what="power on acked")
         assert box.acks(on)[-1]["result"] == {"on": True, "method": "sim"}
-        eventually(lambda: box.call(lambda: box.core.board.current is not None
-                                    and box.core.board.current.id == jti), what="the show back on screen")
+        eventually(lambda: box.call(lambda: box.core.parts.board.current is not None
+                                    and box.core.parts.board.current.id == jti), what="the show back on screen")
         cleared = box.send("display.clear")
         eventually(lambda: box.acks(cleared), what="clear acked")
         assert box.acks(cleared)[-1]["result"] == {"cleared": 1}
-        assert box.call(lambda: box.core.board.current.origin) == "idle"
+        assert box.call(lambda: box.core.parts.board.current.origin) == "idle"
 
 
 # --- over MQTT, the real agent ----------------------------------------------------------------------------

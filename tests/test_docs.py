@@ -40,26 +40,25 @@ def test_schedule_example_compiles_and_recurs():
 
 
 def test_ack_examples_have_the_agents_ack_fields(make_agent):
-    from agent.commands import Result
-    from agent.core import Core
+    from agent import config
+    from agent.daemon import build
+    from agent.runtime import Result
+    from agent.store import Store
 
     agent = make_agent(signed=False)
-    from agent import config
-    from agent.store import Store
-    cfg = config.load(agent.config_path)
-    core = Core(cfg, Store(agent.state_dir))
-    real = core._ack_payload("x", "status.get", Result())
+    core = build(config.load(agent.config_path), Store(agent.state_dir))
+    real = core.outbox._ack("x", "status.get", Result())
     for name in ("ack-rejected", "ack-done"):
         assert examples()[name].keys() == real.keys()
 
 
 def test_heartbeat_example_has_the_real_heartbeats_fields(make_agent):
     from agent import config
-    from agent.core import Core
+    from agent.daemon import build
     from agent.store import Store
 
     agent = make_agent(signed=False)
-    core = Core(config.load(agent.config_path), Store(agent.state_dir))
+    core = build(config.load(agent.config_path), Store(agent.state_dir))
     real = core.heartbeat()
     doc = examples()["heartbeat"]
     assert doc.keys() == real.keys()

@@ -62,8 +62,8 @@ class Box:
         return (db.execute("SELECT key, value FROM kv ORDER BY key").fetchall(),
                 db.execute("SELECT jti FROM seen ORDER BY jti").fetchall(),
                 db.execute("SELECT jti FROM inbox ORDER BY jti").fetchall(),
-                json.dumps(self.core.scheduler.docs, sort_keys=True), copy.deepcopy(self.core.cfg),
-                self.core.player.state(), dict(self.core.alerts.active))
+                json.dumps(self.core.parts.scheduler.docs, sort_keys=True), copy.deepcopy(self.core.cfg),
+                self.core.parts.player.state(), dict(self.core.parts.alerts.active))
 
     def acks(self, since: int) -> list[dict]:
         rows = self.core.store.db.execute("SELECT payload FROM outbox WHERE seq > ? ORDER BY seq", (since,))

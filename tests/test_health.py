@@ -53,7 +53,7 @@ def test_thresholds_raise_and_clear_faults_once_each_way(tmp_path, keys):
     files = fake_tree(tmp_path / "root", tmp_path / "state")
     with InCore(tmp_path, keys, health_settings(tmp_path), start=NOON) as box:
         hb = lambda: box.call(lambda: box.core.heartbeat(advance=False))  # noqa: E731
-        checks = lambda: box.call(lambda: box.core.monitor.checks)  # noqa: E731
+        checks = lambda: box.call(lambda: box.core.parts.monitor.checks)  # noqa: E731
         assert hb()["sys"]["cpu_temp_c"] == 52.0 and hb()["sys"]["load1"] == 0.25
         assert hb()["sys"]["mem_used_pct"] == 40.0 and hb()["faults"] == []
 
@@ -100,7 +100,7 @@ def test_sensors_debounced_with_events_faults_and_heartbeat(tmp_path, keys):
         zones=[{"name": "main", "relay_pin": 17, "feedback_pin": 18}], amp={"warmup_s": 0, "hold_s": 5,
                                                                           "feedback_s": 0.2})
     with InCore(tmp_path, keys, settings, start=NOON) as box:
-        gpio = box.core.player.gpio
+        gpio = box.core.parts.player.gpio
         hb = lambda: box.call(lambda: box.core.heartbeat(advance=False))  # noqa: E731
         drive = lambda pin, on: box.call(lambda: gpio.drive(pin, on))  # noqa: E731
         sensor_events = lambda: [(e["name"], e["value"]) for e in box.events("sensor")]  # noqa: E731
@@ -124,7 +124,7 @@ def test_sensors_debounced_with_events_faults_and_heartbeat(tmp_path, keys):
         eventually(lambda: "mains_lost" in hb()["faults"], what="mains lost")
 
         # a relay that switches on but whose feedback (pin 18) never answers, and an amplifier not OK
-        box.call(lambda: box.core.ipc_play({"kind": "tone", "name": "test", "duration_s": 2}))
+        box.local("play", {"source": {"kind": "tone", "name": "test", "duration_s": 2}, "level": "priority"})
         eventually(lambda: "amp_no_feedback" in hb()["faults"], what="no feedback from the relay")
         assert hb()["amp"]["zones"]["main"] is True
         assert [e for e in box.events("fault.raised") if e["code"] == "amp_no_feedback"][0]["message"]
@@ -135,15 +135,15 @@ def test_nightly_restart_waits_until_nothing_plays(tmp_path, keys):
     before = datetime(2026, 11, 23, 1, 59, 0, tzinfo=TZ).timestamp()
     settings = health_settings(tmp_path, maintenance={"restart_window": {"from": "02:00", "to": "03:00"}})
     with InCore(tmp_path, keys, settings, start=before) as box:
-        box.call(lambda: box.core.ipc_play({"kind": "tone", "name": "test", "duration_s": 3}))
-        eventually(lambda: box.call(lambda: box.core.player.state()["state"]) == "playing", what="playing")
+        box.local("play", {"source": {"kind": "tone", "name": "test", "duration_s": 3}, "level": "priority"})
+        eventually(lambda: box.call(lambda: box.core.parts.player.state()["state"]) == "playing", what="playing")
         two = datetime(2026, 11, 23, 2, 0, tzinfo=TZ).timestamp()
-        box.clock.jump(two + box.core.maintenance.spread * 3600 + 0.5)  # just past this box's moment tonight
+        box.clock.jump(two + box.core.parts.maintenance.spread * 3600 + 0.5)  # just past this box's moment tonight
         assert box.events("maintenance.restart") == []  # not while a programme plays
         eventually(lambda: box.core.restart_requested, timeout=20, what="the restart once the tone ended")
         assert len(box.events("maintenance.restart")) == 1
         assert box.events("play.end")[0]["completed"] is True  # the programme was not cut
-        assert 0 < box.core.maintenance.spread < 1  # boxes spread over the window by their ids
+        assert 0 < box.core.parts.maintenance.spread < 1  # boxes spread over the window by their ids
 
 
 def test_heartbeat_over_mqtt_shows_a_sensor_driven_through_the_socket(make_agent, province, tmp_path):

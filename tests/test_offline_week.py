@@ -21,8 +21,8 @@ from province import Province
 
 from agent import config, console
 from agent.daemon import build
-from agent.link import Link
 from agent.media import MediaCache
+from agent.messages import Call
 from agent.store import Store
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -45,7 +45,9 @@ def test_a_week_offline_plays_everything_and_delivers_proof_later(tmp_path, keys
     monday = datetime(2026, 11, 23, 0, 0, tzinfo=TZ).timestamp()
     clock = InjectedClock(monday - 3600)
     store = Store(state)
-    core = build(cfg, store, clock=clock)
+    core = build(cfg, store, clock=clock, connect=True)  # the link starts only when the broker is back
+    link = core.link
+    assert link is not None
     runner = threading.Thread(target=core.run, daemon=True)
     runner.start()
 
@@ -56,7 +58,7 @@ def test_a_week_offline_plays_everything_and_delivers_proof_later(tmp_path, keys
         {"id": "chieu", "title": "Bản tin chiều", "start": "2026-11-23T17:30:00", "rrule": "FREQ=DAILY;COUNT=7",
          "source": {"kind": "tone", "name": "chime"}}])
     token = console.sign(doc, console.load_private_key(keys["prov-1"]), "prov-1").encode()
-    core.post(("call", lambda: core.intake("ttcs/v1/dev/GL-0001/schedule", "schedule", token, ack=lambda: None)))
+    core.post(Call(lambda: core.intake("ttcs/v1/dev/GL-0001/schedule", "schedule", token, ack=lambda: None)))
 
     reader = Store(state, readonly=True)
 
@@ -65,7 +67,7 @@ def test_a_week_offline_plays_everything_and_delivers_proof_later(tmp_path, keys
         return [p["data"] for p in map(lambda r: json.loads(r[0]), rows) if p.get("kind") == kind]
 
     eventually(lambda: events("schedule.applied"), what="schedule applied")
-    occurrences = core.scheduler.schedule.between(monday, monday + 7 * 86400)
+    occurrences = core.parts.scheduler.schedule.between(monday, monday + 7 * 86400)
     assert len(occurrences) == 14
     for occ in occurrences:
         clock.jump(occ.at - 0.5)  # the week passes; each programme's moment comes in turn
@@ -82,8 +84,7 @@ def test_a_week_offline_plays_everything_and_delivers_proof_later(tmp_path, keys
     province = Province(broker.port, keys["prov-1"])
     try:
         mark = province.mark()
-        core.link = Link(cfg, core.post, boot_id=core.boot_id, areas=["64"])
-        core.link.start()
+        link.start()
         last = occurrences[-1].id
         province.event("play.end", after=mark, pred=lambda e: e["data"]["id"] == last, timeout=30)
         got = [r.payload["data"]["id"] for r in province.received[mark:]
@@ -94,5 +95,5 @@ def test_a_week_offline_plays_everything_and_delivers_proof_later(tmp_path, keys
         province.close()
         core.stop()
         runner.join(10)
-        core.link.stop()
+        link.stop()
         reader.close()

@@ -9,6 +9,7 @@ No I/O here: the player turns the returned actions into sound, relays, acks and 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ class Play:
     title: str | None = None
     origin: str = "command"
     context: Any = None  # what to answer when it ends: the command message, or a callable(Result) (self-test)
+    on_end: Callable[[Play, str, bool], None] | None = None  # told (play, reason, completed) when it ends for good
     # state while it lives
     media: Any = None
     position_s: float = 0.0

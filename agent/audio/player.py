@@ -12,10 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import drivers
 from drivers.audio import Audio, File, Stream
+from drivers.gpio.base import Gpio
+from drivers.reports import AudioDevice, TrackEnded, TrackStalled, TrackStarted
 
+from ..errors import LoaError
 from ..media import MediaCache, MediaError
+from ..messages import Call
+from ..runtime import Result, Runtime
 from ..timeutil import active_window
 from . import tones
 from .amp import Amp
@@ -23,35 +27,30 @@ from .arbiter import Action, Arbiter, Play
 from .tts import Speaker, TtsError
 
 if TYPE_CHECKING:
-    from ..core import Core
+    from ..store import Store
 
 log = logging.getLogger("agent.player")
 
 
-class PlayError(Exception):
+class PlayError(LoaError, RuntimeError):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
 
 
 class Player:
-    def __init__(self, core: Core):
-        self.core = core
-        cfg = core.cfg
-        self.cfg = cfg["audio"]
-        state = Path(cfg["paths"]["state_dir"])
-        self.cache = MediaCache(state / "cache")
-        self.speaker = Speaker(state / "tts")
-        tones.use_cache(state / "tones")
+    def __init__(self, rt: Runtime, store: Store, *, audio: Audio, gpio: Gpio, amp: Amp, cache: MediaCache,
+                 speaker: Speaker):
+        self.rt = rt
+        self.store = store
+        self.cfg = rt.cfg["audio"]
+        self.audio, self.gpio, self.amp, self.cache, self.speaker = audio, gpio, amp, cache, speaker
+        tones.use_cache(Path(rt.cfg["paths"]["state_dir"]) / "tones")
         self.arbiter = Arbiter()
         self.tokens = itertools.count(1)
-        self.volume: int = core.store.get_json("audio_volume", self.cfg["default_volume"])
-        self.zone_volume: dict[str, int] = {z["name"]: z.get("volume", 100) for z in cfg["zones"]}
-        self.zone_volume.update(core.store.get_json("zone_volume", {}))
-        self.gpio = drivers.load("gpio", cfg["gpio"]["backend"])(cfg["gpio"])
-        self.amp = Amp(self.gpio, cfg["zones"], cfg["amp"], call_later=core.call_later, cancel=core.cancel,
-                       fault=core.faults.set)
-        self.audio: Audio = drivers.load("audio", self.cfg["backend"])(self.cfg, core.post)
+        self.volume: int = store.get_json("audio_volume", self.cfg["default_volume"])
+        self.zone_volume: dict[str, int] = {z["name"]: z.get("volume", 100) for z in rt.cfg["zones"]}
+        self.zone_volume.update(store.get_json("zone_volume", {}))
         self._timers: dict[int, Any] = {}  # token -> deadline timer
 
     # --- lifecycle --------------------------------------------------------------------
@@ -70,7 +69,7 @@ class Player:
     # --- submitting ---------------------------------------------------------------------
     def submit(self, play: Play) -> None:
         """Check quiet hours, resolve the media (now, or on a worker), then hand it to the arbiter."""
-        window = active_window(self.core.cfg["quiet_hours"], self.core.clock(), self.core.cfg["device"]["tz"])
+        window = active_window(self.rt.cfg["quiet_hours"], self.rt.clock(), self.rt.cfg["device"]["tz"])
         if window and play.level == "normal":
             raise PlayError("quiet_hours", f"quiet hours {window['from']}-{window['to']}: normal programmes "
                                            "do not play now")
@@ -95,10 +94,10 @@ class Player:
                 media: Any = self.speaker.speak(src["text"], src.get("lang", "vi"))
             else:
                 media = File(str(self._cached(src)))
-            self.core.post(("call", lambda: self._resolved(play, media, None)))
+            self.rt.post(Call(lambda: self._resolved(play, media, None)))
         except (MediaError, TtsError, OSError) as e:
             error = (getattr(e, "code", "media_unavailable"), str(e))
-            self.core.post(("call", lambda: self._resolved(play, None, error)))
+            self.rt.post(Call(lambda: self._resolved(play, None, error)))
 
     def _cached(self, src: dict) -> Path:
         """The verified cached file; fetched now (on this worker) when it is missing but has a URL."""
@@ -116,7 +115,7 @@ class Player:
     def _resolved(self, play: Play, media: Any, error: tuple[str, str] | None) -> None:
         if error:
             log.warning("[%s] cannot play: %s", play.id, error[1])
-            self.core.emit_event("media.rejected", {"id": play.id, "source": _brief(play.source), "code": error[0],
+            self.rt.emit_event("media.rejected", {"id": play.id, "source": _brief(play.source), "code": error[0],
                                                     "message": error[1]})
             self._answer(play, "failed", error[0], error[1], {"completed": False, "reason": "failed"})
             return
@@ -134,7 +133,7 @@ class Player:
                 self._finish(a.play, a.reason, completed=False)
 
     def _start(self, play: Play) -> None:
-        now = self.core.clock()
+        now = self.rt.clock()
         if play.deadline is not None and now >= play.deadline:
             self._finish(play, "expired", completed=False, advance=True)
             return
@@ -144,7 +143,7 @@ class Player:
         if wait > 0 and play.level != "emergency":
             # The relay warms up first; an emergency does not wait (its siren's start covers the warm-up).
             token = play.token
-            self.core.call_later(wait, lambda: self._begin(play) if play.token == token else None)
+            self.rt.call_later(wait, lambda: self._begin(play) if play.token == token else None)
         else:
             self._begin(play)
 
@@ -186,17 +185,17 @@ class Player:
         """End a play for good: silence it, release relays, proof of play, the final ack."""
         if self.arbiter.current is play:
             self._silence(play)
-        self.core.cancel(self._timers.pop(id(play), None))
+        self.rt.cancel(self._timers.pop(id(play), None))
         self._release(play)
-        ended = self.core.clock()
+        ended = self.rt.clock()
         seconds = round(play.played_s, 2)
         if play.started_at is not None:
-            self.core.emit_event("play.end", {
+            self.rt.emit_event("play.end", {
                 **self._proof(play), "ended": ended, "seconds": seconds, "completed": completed, "reason": reason,
                 "plays": play.plays_done})
         log.info("[%s] ended: %s%s", play.id, reason, f" ({note})" if note else "")
-        if play.origin == "alert" and self.core.alerts is not None:
-            self.core.alerts.ended(play, reason, completed)
+        if play.on_end is not None:
+            play.on_end(play, reason, completed)
         self._answer(play, "done", "ok", note or reason, {"completed": completed, "reason": reason,
                                                           "seconds": seconds, "plays": play.plays_done})
         if advance or self.arbiter.current is play:
@@ -204,12 +203,10 @@ class Player:
 
     def _answer(self, play: Play, status: str, code: str, message: str, result: dict) -> None:
         if play.context is not None:
-            from ..commands import Result
-
             if callable(play.context):  # an internal play (the self-test) is answered by a callback
                 play.context(Result(status, code, message, result))
             else:
-                self.core.complete(play.context, Result(status, code, message, result))
+                self.rt.complete(play.context, Result(status, code, message, result))
 
     def _proof(self, play: Play) -> dict:
         return proof_of_play(play, self.amp.names(play.zones))
@@ -219,21 +216,21 @@ class Player:
         cur = self.arbiter.current
         return cur if cur is not None and cur.token == token else None
 
-    def on_started(self, token: int, t_first: float) -> None:
-        play = self._current(token)
+    def on_started(self, report: TrackStarted) -> None:
+        play = self._current(report.token)
         if play is None:
             return
         if isinstance(play.media, Stream):
             play.stream["got_audio"] = True
             play.stream["rounds"] = 0
         if play.started_at is None:
-            play.started_at = self.core.clock()
+            play.started_at = self.rt.clock()
             if play.duration_s is not None and play.deadline is None:
                 play.deadline = play.started_at + play.duration_s  # a command's window opens at its first sample
             if play.deadline is not None:  # a schedule slot's window was fixed by the schedule
-                self._timers[id(play)] = self.core.call_later(max(0.0, play.deadline - play.started_at),
+                self._timers[id(play)] = self.rt.call_later(max(0.0, play.deadline - play.started_at),
                                                               lambda: self._window_over(play))
-            self.core.emit_event("play.start", self._proof(play))
+            self.rt.emit_event("play.start", self._proof(play))
             log.info("[%s] playing %s at %s", play.id, _brief(play.source), play.level)
 
     def _window_over(self, play: Play) -> None:
@@ -244,11 +241,11 @@ class Player:
             else:
                 self._apply(self.arbiter.stop(lambda p: p is play, "expired"))
 
-    def on_ended(self, token: int, position_s: float, error: str | None) -> None:
-        play = self._current(token)
+    def on_ended(self, report: TrackEnded) -> None:
+        play, error = self._current(report.token), report.error
         if play is None:
             return
-        self._count(play, position_s)
+        self._count(play, report.position_s)
         if isinstance(play.media, Stream):
             self._next_url(play, error or "the stream ended")
             return
@@ -258,7 +255,7 @@ class Player:
             self._release(play)
             self._answer(play, "failed", code, error, {"completed": False, "reason": "failed"})
             if play.started_at is not None:
-                self.core.emit_event("play.end", {**self._proof(play), "ended": self.core.clock(),
+                self.rt.emit_event("play.end", {**self._proof(play), "ended": self.rt.clock(),
                                                   "completed": False, "reason": "failed", "error": error})
             self._apply(self.arbiter.ended(play))
             return
@@ -289,12 +286,12 @@ class Player:
             except Exception as e:  # the worker reports; the alert goes on with what it has
                 log.error("[%s] cannot prepare part %d: %s", play.id, index, e)
                 media = tones.tone("chime")
-            self.core.post(("call", lambda: self.program_ready(play, index, media)))
+            self.rt.post(Call(lambda: self.program_ready(play, index, media)))
 
         threading.Thread(target=run, name="render", daemon=True).start()
 
-    def on_stalled(self, token: int, position_s: float) -> None:
-        play = self._current(token)
+    def on_stalled(self, report: TrackStalled) -> None:
+        play = self._current(report.token)
         if play is not None and isinstance(play.media, Stream):
             self._next_url(play, f"no audio for {self.cfg['stall_s']:g} s")
 
@@ -309,24 +306,24 @@ class Player:
         # Give up after stream_rounds rounds in which no URL gave audio; a window (duration_s) keeps trying
         # only once the stream had played.
         if st["rounds"] >= self.cfg["stream_rounds"] and (play.duration_s is None or not st["got_audio"]):
-            self.core.faults.raise_("stream_down", f"no URL of stream {play.id} answers")
+            self.rt.faults.raise_("stream_down", f"no URL of stream {play.id} answers")
             self._answer(play, "failed", "media_unavailable", f"no stream URL worked: {why}",
                          {"completed": False, "reason": "failed"})
             self._release(play)
             if play.started_at is not None:
-                self.core.emit_event("play.end", {**self._proof(play), "ended": self.core.clock(),
+                self.rt.emit_event("play.end", {**self._proof(play), "ended": self.rt.clock(),
                                                   "completed": False, "reason": "failed", "error": why})
-            self.core.cancel(self._timers.pop(id(play), None))
+            self.rt.cancel(self._timers.pop(id(play), None))
             self._apply(self.arbiter.ended(play))
             return
         play.media = Stream(urls[st["index"]])
         play.token = next(self.tokens)
         delay = 0.0 if st["index"] else min(30.0, self.cfg["retry_s"] * 2 ** (st["rounds"] - 1))
         token = play.token
-        self.core.call_later(delay, lambda: self._begin(play) if play.token == token else None)
+        self.rt.call_later(delay, lambda: self._begin(play) if play.token == token else None)
 
-    def on_device(self, ok: bool, message: str) -> None:
-        self.core.faults.set("audio_device", None if ok else message)
+    def on_device(self, report: AudioDevice) -> None:
+        self.rt.faults.set("audio_device", None if report.ok else report.message)
 
     # --- commands ----------------------------------------------------------------------
     def stop(self, *, id: str | None = None, level: str | None = None) -> int:
@@ -347,17 +344,17 @@ class Player:
         if zones:
             for z in self.amp.names(zones):
                 self.zone_volume[z] = volume
-            self.core.store.put_json("zone_volume", self.zone_volume)
+            self.store.put_json("zone_volume", self.zone_volume)
         else:
             self.volume = volume
-            self.core.store.put_json("audio_volume", volume)
+            self.store.put_json("audio_volume", volume)
         cur = self.arbiter.current
         if cur is not None:
             self.audio.set_gain(cur.token, self._gain(cur))
 
     def effective_volume(self, play: Play) -> int:
         v = min(play.volume if play.volume is not None else self.volume, self.cfg["max_volume"])
-        window = active_window(self.core.cfg["quiet_hours"], self.core.clock(), self.core.cfg["device"]["tz"])
+        window = active_window(self.rt.cfg["quiet_hours"], self.rt.clock(), self.rt.cfg["device"]["tz"])
         if window and play.level == "priority":
             v = min(v, window["max_volume"])
         zones = self.amp.names(play.zones)

@@ -9,6 +9,7 @@ import base64
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,16 +18,19 @@ from zoneinfo import ZoneInfo
 import drivers
 from drivers.display import render
 from drivers.display.screen import Compose, Screen
+from drivers.reports import FrameShown, Report, VideoEnded
 
 from ..audio.arbiter import RANK
-from ..commands import Result
 from ..media import Downloader, MediaError
+from ..messages import Call
+from ..runtime import Result, Runtime
 from ..timeutil import active_window, next_daily
 from . import playlist
 
 if TYPE_CHECKING:
-    from ..core import Core
     from ..envelope import Message
+    from ..media import MediaCache
+    from ..schedule import Schedule
 
 log = logging.getLogger("agent.board")
 
@@ -53,18 +57,25 @@ class Showing:
                 "title": self.title or self.scene.get("title") or self.scene.get("headline")}
 
 
+def make_screen(cfg: dict, clock: Callable[[], float], report: Report) -> Screen:
+    """The display driver (`display.backend`) and the Screen worker that feeds it."""
+    dcfg = cfg["display"]
+    style = render.Style(fonts=dcfg["fonts"], header=dcfg["header"], name=cfg["device"].get("name") or
+                         cfg["device"]["id"])
+    return Screen(drivers.load("display", dcfg["backend"])(dcfg), style, clock=clock,
+                  tz=ZoneInfo(cfg["device"]["tz"]), report=report, fps=dcfg["fps"], ticker_px_s=dcfg["ticker_px_s"])
+
+
 class Board:
-    def __init__(self, core: Core):
-        self.core = core
-        self.cfg = cfg = core.cfg["display"]
-        self.backend = drivers.load("display", cfg["backend"])(cfg)
-        style = render.Style(fonts=cfg["fonts"], header=cfg["header"],
-                             name=core.cfg["device"].get("name") or core.device_id)
-        self.tzname = core.cfg["device"]["tz"]
-        self.screen = Screen(self.backend, style, clock=core.clock, tz=ZoneInfo(self.tzname), report=core.post,
-                             fps=cfg["fps"], ticker_px_s=cfg["ticker_px_s"])
+    def __init__(self, rt: Runtime, screen: Screen, cache: MediaCache, schedule: Schedule):
+        self.rt = rt
+        self.cfg = rt.cfg["display"]
+        self.screen = screen
+        self.backend = screen.backend
+        self.cache = cache
+        self.tzname = rt.cfg["device"]["tz"]
         self.tokens = itertools.count(1)
-        self.items = playlist.display_items(core.scheduler.schedule)
+        self.items = playlist.display_items(schedule)
         self.current: Showing | None = None
         self.shows: list[Showing] = []  # commanded scenes in force, oldest first
         self.ticker_show: Showing | None = None
@@ -84,22 +95,22 @@ class Board:
         self.screen.start()
         self._power_plan()
         self._apply_power(force=True)  # the panel may have been left off by an earlier run
-        self.reload()
+        self._on_change()
 
     def close(self) -> None:
         self._leave("stopped")
         self.screen.close()
 
-    def reload(self) -> None:
+    def reload(self, schedule: Schedule) -> None:
         """The schedule changed: new playlist, reported skips forgotten."""
-        self.items = playlist.display_items(self.core.scheduler.schedule)
+        self.items = playlist.display_items(schedule)
         self.skipped.clear()
         self._on_change()
 
     def _on_change(self) -> None:
         """A display item became valid or invalid: re-decide, and arm the next such moment."""
-        self.core.cancel(self._change_timer)
-        now = self.core.clock()
+        self.rt.cancel(self._change_timer)
+        now = self.rt.clock()
         valid = {it.item["id"] for it in playlist.slides(self.items, now)}
         if self.slide is not None and self.slide.id not in valid:
             if self.current is self.slide:
@@ -108,7 +119,7 @@ class Board:
         self.refresh(recompose=True)
         nxt = playlist.next_change(self.items, now)
         if nxt is not None:
-            self._change_timer = self.core.call_later(max(0.0, nxt - now) + 0.001, self._on_change)
+            self._change_timer = self.rt.call_later(max(0.0, nxt - now) + 0.001, self._on_change)
 
     # --- what is on screen ----------------------------------------------------------------------
     def refresh(self, *, recompose: bool = False) -> None:
@@ -128,7 +139,7 @@ class Board:
     def _target(self) -> Showing:
         if self.alerts:
             return list(self.alerts.values())[-1]
-        now = self.core.clock()
+        now = self.rt.clock()
         self.shows = [s for s in self.shows if s.deadline is None or s.deadline > now]
         if self.shows:
             return max(reversed(self.shows), key=lambda s: RANK[s.level])  # the newest of the highest level
@@ -141,26 +152,26 @@ class Board:
         if self.ticker_show is not None:
             ticker = self.ticker_show.scene["text"]
         elif s.origin != "alert":
-            ticker = playlist.ticker_text(self.items, self.core.clock())
+            ticker = playlist.ticker_text(self.items, self.rt.clock())
         self.screen.compose(Compose(s.token, s.scene, s.media, ticker))
 
     def _leave(self, reason: str) -> None:
         """The current scene leaves the screen: its proof of display, its timer."""
         s, self.current = self.current, None
-        self.core.cancel(self._turn_timer)
+        self.rt.cancel(self._turn_timer)
         self._turn_timer = None
         if s is None or s.started is None:
             return
-        started, now, s.started = s.started, self.core.clock(), None
+        started, now, s.started = s.started, self.rt.clock(), None
         s.shown_s += now - started
         if s.origin != "idle":
-            self.core.emit_event("display.shown", {**s.summary(), "started": round(started, 3), "ended": round(now, 3),
+            self.rt.emit_event("display.shown", {**s.summary(), "started": round(started, 3), "ended": round(now, 3),
                                                    "seconds": round(now - started, 3),
                                                    "completed": reason == "finished", "reason": reason})
 
     def _next_slide(self, after: str | None) -> Showing | None:
         """The next valid slide after item `after` in document order (wrapping), skipping missing media."""
-        now = self.core.clock()
+        now = self.rt.clock()
         cands = playlist.slides(self.items, now)
         order = {it.item["id"]: i for i, it in enumerate(self.items)}
         pos = order.get(after, -1)  # type: ignore[arg-type]
@@ -169,7 +180,7 @@ class Board:
             item, scene = it.item, it.item["scene"]
             media = None
             if "sha256" in scene:
-                media = self.core.player.cache.path(scene["sha256"])
+                media = self.cache.path(scene["sha256"])
                 reason = "bad_media" if scene["sha256"] in self.bad else None if media.exists() else "media_unavailable"
                 if reason:
                     self._skip(item, reason)
@@ -184,13 +195,13 @@ class Board:
             return  # reported once, not on every turn of the loop
         self.skipped[item["id"]] = reason
         log.warning("display item %s skipped: %s", item["id"], reason)
-        self.core.emit_event("display.skipped", {"id": item["id"], "kind": item["scene"]["kind"], "reason": reason,
+        self.rt.emit_event("display.skipped", {"id": item["id"], "kind": item["scene"]["kind"], "reason": reason,
                                                  "sha256": item["scene"].get("sha256")})
 
     # --- reports from the Screen worker -------------------------------------------------------
-    def rendered(self, token: int, error: str | None, at: float) -> None:
-        s = self.current
-        if s is None or s.token != token:
+    def rendered(self, report: FrameShown) -> None:
+        s, error, at = self.current, report.error, report.at
+        if s is None or s.token != report.token:
             return
         if error:  # a broken image or video file: never retried until the schedule changes
             self.current = None
@@ -216,11 +227,11 @@ class Board:
         if s is self.slide:
             self.skipped.pop(s.id, None)  # it shows again: a later skip is news
         if left is not None:
-            self._turn_timer = self.core.call_later(max(0.0, left), lambda: self._turn_over(s))
+            self._turn_timer = self.rt.call_later(max(0.0, left), lambda: self._turn_over(s))
 
-    def video_ended(self, token: int, error: str | None) -> None:
-        s = self.current
-        if s is not None and s.token == token and s.scene.get("kind") == "video":
+    def video_ended(self, report: VideoEnded) -> None:
+        s, error = self.current, report.error
+        if s is not None and s.token == report.token and s.scene.get("kind") == "video":
             if error:
                 log.warning("video %s: %s", s.id, error)
             self._turn_over(s, "finished" if not error else "failed")
@@ -241,7 +252,7 @@ class Board:
         self.alerts.pop(identifier, None)
         self.alerts[identifier] = Showing(id=play_id, origin="alert", level=alert.level, scene={
             "kind": "alert", "headline": alert.headline, "instruction": alert.instruction or alert.description,
-            "issued": self.core.clock(), "drill": alert.drill})
+            "issued": self.rt.clock(), "drill": alert.drill})
         self._apply_power()
         self.refresh()
 
@@ -254,45 +265,45 @@ class Board:
 
     # --- commands -----------------------------------------------------------------------------------
     def show(self, msg: Message, params: dict) -> Result | None:
-        scene, now = params["scene"], self.core.clock()
+        scene, now = params["scene"], self.rt.clock()
         s = Showing(id=msg.jti, origin="command", scene=scene, level=params["level"], title=scene.get("title"),
                     duration_s=params.get("duration_s"), context=msg,
                     deadline=now + params["duration_s"] if "duration_s" in params else None)
         if scene["kind"] == "ticker":
             self.ticker_show = s
             if s.deadline is not None:
-                self.core.call_later(params["duration_s"], lambda: self._ticker_over(s))
+                self.rt.call_later(params["duration_s"], lambda: self._ticker_over(s))
             self.refresh(recompose=True)
             return Result(message="ticker shown", result={"id": msg.jti, "ticker": scene["text"]})
         if "sha256" not in scene:
             return self._put_up(s)
-        path = self.core.player.cache.path(scene["sha256"])
+        path = self.cache.path(scene["sha256"])
         if path.exists():
             s.media = path
             return self._put_up(s)
 
         def fetch() -> None:  # on a worker: the core never waits on the network
             try:
-                got: Path | None = Downloader(self.core.player.cache).fetch(scene["url"], scene["sha256"],
+                got: Path | None = Downloader(self.cache).fetch(scene["url"], scene["sha256"],
                                                                             scene.get("size"))
                 error = None
             except (MediaError, OSError) as e:
                 got, error = None, str(e)
-            self.core.post(("call", lambda: self._fetched(s, got, error)))
+            self.rt.post(Call(lambda: self._fetched(s, got, error)))
 
         threading.Thread(target=fetch, name="display-fetch", daemon=True).start()
         return None
 
     def _fetched(self, s: Showing, path: Path | None, error: str | None) -> None:
         if path is None:
-            self.core.complete(s.context, Result("failed", "media_unavailable", f"cannot fetch the scene's media: "
+            self.rt.complete(s.context, Result("failed", "media_unavailable", f"cannot fetch the scene's media: "
                                                                                  f"{error}"))
             return
         s.media = path
         msg = s.context
         result = self._put_up(s)
         if result is not None:
-            self.core.complete(msg, result)
+            self.rt.complete(msg, result)
 
     def _put_up(self, s: Showing) -> Result | None:
         """On screen now (answered once its frame is up), or queued behind an alert or a higher level."""
@@ -313,7 +324,7 @@ class Board:
         """The final ack of a display.show, once: when its frame is up, or when it cannot be drawn."""
         msg, s.context = s.context, None
         if msg is not None:
-            self.core.complete(msg, result)
+            self.rt.complete(msg, result)
 
     def clear(self) -> int:
         n = len(self.shows) + (self.ticker_show is not None)
@@ -332,7 +343,7 @@ class Board:
                 r = Result(result={"png_b64": base64.b64encode(png).decode(), "width": size[0],  # type: ignore
                                    "height": size[1], "bytes": len(png),  # type: ignore[index]
                                    "showing": self.current.summary() if self.current else None})
-            self.core.post(("call", lambda: self.core.complete(msg, r)))
+            self.rt.post(Call(lambda: self.rt.complete(msg, r)))
 
         self.screen.screenshot(limit, done)
 
@@ -350,23 +361,23 @@ class Board:
         ps = self.cfg.get("power_schedule")
         if not ps:
             return True
-        return active_window([{"from": ps["on"], "to": ps["off"]}], self.core.clock(), self.tzname) is not None
+        return active_window([{"from": ps["on"], "to": ps["off"]}], self.rt.clock(), self.tzname) is not None
 
     def _power_plan(self) -> None:
         """Arm a timer for the next switch of `display.power_schedule` (in the device's time zone)."""
-        self.core.cancel(self._power_timer)
+        self.rt.cancel(self._power_timer)
         self._power_timer = None
         ps = self.cfg.get("power_schedule")
         if not ps:
             return
-        at = min(next_daily(ps[k], self.core.clock(), self.tzname) for k in ("on", "off"))
+        at = min(next_daily(ps[k], self.rt.clock(), self.tzname) for k in ("on", "off"))
 
         def switch() -> None:
             self.power_override = None  # a manual switch lasts until the schedule's next one
             self._apply_power()
             self._power_plan()
 
-        self._power_timer = self.core.call_later(max(0.0, at - self.core.clock()) + 0.001, switch)
+        self._power_timer = self.rt.call_later(max(0.0, at - self.rt.clock()) + 0.001, switch)
 
     def _apply_power(self, msg: Message | None = None, *, force: bool = False) -> None:
         want = True if self.alerts else self.power_override if self.power_override is not None else self.scheduled_on()
@@ -374,15 +385,15 @@ class Board:
         def done(method: str | None, error: str | None) -> None:  # on the Screen worker
             def report() -> None:
                 if error:
-                    self.core.faults.raise_("display_power", f"cannot switch the panel {'on' if want else 'off'}: "
+                    self.rt.faults.raise_("display_power", f"cannot switch the panel {'on' if want else 'off'}: "
                                                              f"{error}")
                 else:
-                    self.core.faults.clear("display_power")
+                    self.rt.faults.clear("display_power")
                     log.info("panel %s (%s)", "on" if want else "off", method)
                 if msg is not None:
-                    self.core.complete(msg, Result("failed", "device_fault", error) if error else
+                    self.rt.complete(msg, Result("failed", "device_fault", error) if error else
                                        Result(result={"on": want, "method": method}))
-            self.core.post(("call", report))
+            self.rt.post(Call(report))
 
         changed = want != self.on
         self.on = want
@@ -396,5 +407,5 @@ class Board:
         return {"on": self.on, "backend": self.backend.name,
                 "showing": self.current.summary() if self.current is not None else None,
                 "ticker": self.ticker_show.scene["text"] if self.ticker_show else
-                playlist.ticker_text(self.items, self.core.clock()),
-                "playlist": len(playlist.slides(self.items, self.core.clock()))}
+                playlist.ticker_text(self.items, self.rt.clock()),
+                "playlist": len(playlist.slides(self.items, self.rt.clock()))}

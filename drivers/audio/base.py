@@ -3,12 +3,8 @@
 A *track* yields S16LE stereo 48 kHz PCM in chunks; the *sink* thread writes the
 current track's chunks to the *output* with the current gain, one 10 ms chunk
 at a time, so a newer track takes over within one chunk. The driver reports
-upward only by posting tuples (`report`), never by calling into the core:
-
-    ("audio.started", token, monotonic_time_of_first_sample)
-    ("audio.ended", token, position_s, error_or_None)
-    ("audio.stalled", token, position_s)
-    ("audio.device", ok: bool, message)
+upward only by posting reports (drivers/reports.py: TrackStarted, TrackEnded, TrackStalled, AudioDevice),
+never by calling into the core.
 """
 
 from __future__ import annotations
@@ -18,8 +14,9 @@ import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
+
+from ..reports import AudioDevice, Report, TrackEnded, TrackStalled, TrackStarted
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -35,7 +32,6 @@ CHANNELS = 2
 WIDTH = 2
 BPS = RATE * CHANNELS * WIDTH  # bytes per second
 CHUNK = BPS // 100  # 10 ms: the preemption granularity
-Report = Callable[[tuple], None]
 
 
 # --- what to play ---------------------------------------------------------------------
@@ -210,7 +206,7 @@ class Sink:
     def _device(self, ok: bool, message: str) -> None:
         if ok != self.device_ok:
             self.device_ok = ok
-            self.report(("audio.device", ok, message))
+            self.report(AudioDevice(ok, message))
 
     def _run(self) -> None:
         silence = bytes(CHUNK)
@@ -239,7 +235,7 @@ class Sink:
             track, token, self._track = self._track, self._token, None
         if track is not None:
             track.close()
-            self.report(("audio.ended", token, track.position_s, error))
+            self.report(TrackEnded(token, track.position_s, error))
 
     def _play_loop(self, silence: bytes) -> None:
         started_token = seen_token = -1
@@ -260,12 +256,12 @@ class Sink:
                     if self._token == token:
                         self._track = None
                 track.close()
-                self.report(("audio.ended", token, track.position_s, track.error))
+                self.report(TrackEnded(token, track.position_s, track.error))
                 continue
             if not chunk:
                 if not stalled and time.monotonic() - last_data > self.stall_s:
                     stalled = True
-                    self.report(("audio.stalled", token, track.position_s))
+                    self.report(TrackStalled(token, track.position_s))
                 self.output.write(silence)  # keep the device fed while a stream catches up
                 continue
             last_data, stalled = time.monotonic(), False
@@ -273,7 +269,7 @@ class Sink:
             self.output.write(chunk if gain == 1.0 else audioop.mul(chunk, WIDTH, gain))
             if token != started_token:
                 started_token = token
-                self.report(("audio.started", token, time.monotonic()))
+                self.report(TrackStarted(token, time.monotonic()))
 
 
 # --- the backend ---------------------------------------------------------------------------

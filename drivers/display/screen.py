@@ -3,7 +3,7 @@
 
 The board sends a `Compose` (latest wins); the worker renders it, keeps the header's clock right to the
 minute and animates the ticker at the backend's frame rate, and reports back through `report`:
-`("display.rendered", token, error, at)` and `("display.video_ended", token, error)`.
+`FrameShown` and `VideoEnded` (drivers/reports.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image
 
+from ..reports import DisplayDevice, FrameShown, Report, VideoEnded
 from . import render
 from .base import Display
 
@@ -55,7 +56,7 @@ _malloc_trim: Any = None
 
 class Screen:
     def __init__(self, backend: Display, style: render.Style, *, clock: Callable[[], float], tz: tzinfo,
-                 report: Callable[[tuple], None], fps: float = 25.0, ticker_px_s: float = 120.0):
+                 report: Report, fps: float = 25.0, ticker_px_s: float = 120.0):
         self.backend, self.style, self.clock, self.tz, self.report = backend, style, clock, tz, report
         self.fps = min(fps, backend.max_fps)
         self.ticker_px_s = ticker_px_s
@@ -97,7 +98,7 @@ class Screen:
             self.backend.start()
         except OSError as e:
             log.error("display %s cannot start: %s", self.backend.name, e)
-            self.report(("display.device", False, str(e)))
+            self.report(DisplayDevice(False, str(e)))
         while True:
             try:
                 item = self.q.get(timeout=self._wait())
@@ -164,7 +165,7 @@ class Screen:
                 base = render.scene(spec.scene, self.style, (w, h), self._now(), spec.media, reserve=band)
         except Exception as e:  # a broken image file, say: the board skips it and reports it
             log.warning("cannot render %s scene: %s", spec.scene.get("kind"), e)
-            self.report(("display.rendered", spec.token, f"{type(e).__name__}: {e}", self.clock()))
+            self.report(FrameShown(spec.token, f"{type(e).__name__}: {e}", self.clock()))
             self.spec = prev
             return
         if band:
@@ -178,8 +179,8 @@ class Screen:
         self._push(base)
         if spec.scene.get("kind") == "video" and spec.media is not None and (prev is None or prev.token != spec.token):
             token = spec.token
-            self.backend.play_video(spec.media, lambda err: self.report(("display.video_ended", token, err)))
-        self.report(("display.rendered", spec.token, None, self.clock()))
+            self.backend.play_video(spec.media, lambda err: self.report(VideoEnded(token, err)))
+        self.report(FrameShown(spec.token, None, self.clock()))
         _trim()
 
     def _push(self, frame: Image.Image, rows: tuple[int, int] | None = None) -> None:
