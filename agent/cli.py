@@ -176,13 +176,13 @@ def cmd_restart(args: argparse.Namespace, path: str) -> int:
     return 0
 
 
-def _ask(path: str, op: str, **args: Any) -> Any:
+def _ask(path: str, op: str, /, **args: Any) -> Any:
     from .ipc import request
 
     return request(_socket(path), op, **{k: v for k, v in args.items() if v is not None})
 
 
-def _command(path: str, type_: str, **params: Any) -> Any:
+def _command(path: str, type_: str, /, **params: Any) -> Any:
     """Run the MQTT command of that name locally: the same schema and handler (None values left out)."""
     return _ask(path, "command", type=type_, params={k: v for k, v in params.items() if v is not None})
 
@@ -191,7 +191,7 @@ def cmd_play(args: argparse.Namespace, path: str) -> int:
     common = {"level": args.level, "volume": args.volume, "repeat": args.repeat, "zones": args.zones}
     if args.tone:
         source = {"kind": "tone", "name": args.tone}
-        if args.duration:
+        if args.duration is not None:  # 0 too: the schema answers for it
             source["duration_s"] = args.duration
         out = _command(path, "play", source=source, **common)
     elif args.what and "://" in args.what:

@@ -119,7 +119,7 @@ def _answers(path: Path) -> bool:
             return False
 
 
-def request(path: str, op: str, timeout: float = 15.0, **args: Any) -> Any:
+def request(path: str, op: str, /, timeout: float = 15.0, **args: Any) -> Any:
     """Ask the running agent; IpcError when it is not running or fails, Rejection (with the ack's code) when it
     refuses a command."""
     try:
