@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from agentproc import Agent
-from mosquitto import Mosquitto
-from province import Province
-from tap import Tap
+from support.agentproc import Agent, audio_config
+from support.mosquitto import Mosquitto
+from support.province import Province
+from support.tap import Tap
 
 from agent import console
 
@@ -62,18 +62,6 @@ def agent(make_agent: Callable[..., Agent], province: Province) -> Agent:
     a = make_agent().start()
     province.status("online", after=mark)
     return a
-
-
-def audio_config(backend: str = "pyaudio", **extra: object) -> dict:
-    """Fast-reacting audio settings for tests; `extra` adds or overrides config sections."""
-    cfg: dict = {"audio": {"backend": backend, "stall_s": 1.5, "retry_s": 0.2, "stream_rounds": 2},
-                 "amp": {"warmup_s": 0.2, "hold_s": 1.5}}
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
-            cfg[key].update(value)
-        else:
-            cfg[key] = value
-    return cfg
 
 
 @pytest.fixture

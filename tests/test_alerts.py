@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-from media_files import cache_file, sine_file
-from tap import active_seconds, total
+from support.media_files import cache_file, sine_file
+from support.tap import active_seconds, total
 
 from agent import console
 from agent.alerts import from_cap, resource_bytes

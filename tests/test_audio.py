@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
-from agentproc import eventually
-from media_files import cache_file, sine_file
-from tap import active_seconds, first_active_offset, last_active_offset, runs, total
+from support.agentproc import eventually
+from support.media_files import cache_file, sine_file
+from support.tap import active_seconds, first_active_offset, last_active_offset, runs, total
 
 BACKENDS = ["vlc", "pyaudio"]
 
@@ -153,7 +153,7 @@ def test_stalled_stream_fails_over_to_the_next_url(start_audio_agent, province, 
 
 def test_unreachable_stream_fails_and_the_box_stays_healthy(start_audio_agent, province, tap):
     start_audio_agent("pyaudio")
-    from mosquitto import free_port
+    from support.mosquitto import free_port
     jti = province.send("play", {"source": {"kind": "stream", "urls": [f"http://127.0.0.1:{free_port()}/live"]}})
     ack = province.ack(jti, timeout=30)
     assert (ack["status"], ack["code"]) == ("failed", "media_unavailable"), ack

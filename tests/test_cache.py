@@ -12,9 +12,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from agentproc import eventually
-from media_files import sine_file
-from test_schedule import local, publish_schedule
+from support.agentproc import eventually
+from support.media_files import sine_file
+from support.schedules import local, publish_schedule
 
 from agent.media import Downloader, MediaCache, MediaError
 

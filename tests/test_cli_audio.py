@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import audio_config
-from tap import total
+from support.agentproc import audio_config
+from support.tap import total
 
 
 def test_loa_play_tone_say_volume_stop_and_amp(start_audio_agent, province, tap):

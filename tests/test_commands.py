@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agentproc import eventually
+from support.agentproc import eventually
 
 
 def test_config_set_applies_persists_and_resubscribes(agent, province):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from agentproc import ROOT
+from support.agentproc import ROOT
 
 from agent import config
 

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from mosquitto import Mosquitto, free_port
+from support.mosquitto import Mosquitto, free_port
 
 from agent import console
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from agentproc import eventually
-from incore import InCore
 from PIL import Image
+from support.agentproc import eventually
+from support.incore import InCore
 
 from agent.media import MediaCache
 from drivers.display import render

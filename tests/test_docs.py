@@ -70,7 +70,7 @@ def test_display_examples_hold_on_a_board(tmp_path, keys):
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from incore import InCore
+    from support.incore import InCore
 
     from agent.display import playlist
     from agent.schedule import Schedule

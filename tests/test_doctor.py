@@ -10,11 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from agentproc import Agent, eventually
-from mosquitto import Mosquitto
-from pki import make_pki
-from test_schedule import publish_schedule, tone_item
-from test_transport import passwd
+from support.agentproc import Agent, eventually
+from support.mosquitto import Mosquitto, passwd
+from support.pki import make_pki
+from support.schedules import publish_schedule, tone_item
 
 from agent.doctor import Check, exit_code
 from agent.health import Health

@@ -7,8 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from agentproc import eventually
-from incore import InCore
+from support.agentproc import eventually
+from support.incore import InCore
 
 from agent import config
 from agent.ipc import request

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from agentproc import eventually
+from support.agentproc import eventually
 
 from agent.store import DB_NAME, Store
 
@@ -111,7 +111,7 @@ def test_the_clock_going_back_never_plays_an_occurrence_twice(tmp_path, keys):
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from incore import InCore
+    from support.incore import InCore
 
     noon = datetime(2026, 11, 23, 12, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")).timestamp()
     with InCore(tmp_path, keys, {"schedule": {"clock_check_s": 0.05, "late_grace_s": 5}}, start=noon - 1) as box:
@@ -129,7 +129,7 @@ def test_the_clock_going_back_never_plays_an_occurrence_twice(tmp_path, keys):
 
 def test_the_sound_device_vanishing_mid_programme_is_a_fault_and_the_box_recovers(start_audio_agent, province,
                                                                                    tap):
-    from tap import total
+    from support.tap import total
 
     start_audio_agent("pyaudio")
     mark = province.mark()

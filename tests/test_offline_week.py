@@ -13,11 +13,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import yaml
-from agentproc import eventually
-from incore import InjectedClock
-from media_files import sine_file
-from mosquitto import free_port
-from province import Province
+from support.agentproc import eventually
+from support.incore import InjectedClock
+from support.media_files import sine_file
+from support.mosquitto import free_port
+from support.province import Province
 
 from agent import config, console
 from agent.daemon import build

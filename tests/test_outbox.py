@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from agentproc import eventually
+from support.agentproc import eventually
 
 from agent.store import Store
 

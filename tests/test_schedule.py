@@ -4,36 +4,16 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.schedules import TZ, local, publish_schedule, tone_item
 
-from agent import console
 from agent.errors import SchemaError
 from agent.schedule import Schedule, compile_doc
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 TOPIC = "ttcs/v1/dev/GL-0001/schedule"
-
-
-def local(t: float) -> str:
-    return datetime.fromtimestamp(t, TZ).replace(tzinfo=None, microsecond=0).isoformat()
-
-
-def publish_schedule(province, version: int, items: list[dict], *, to: str = "dev:GL-0001", **extra) -> str:
-    claims = console.make_claims("schedule", None, lifetime_s=None, version=version, tz="Asia/Ho_Chi_Minh",
-                                 items=items, **extra)
-    province.publish(console.topic("ttcs/v1", to, "schedule"), console.sign(claims, province.key, "prov-1"),
-                     retain=True)
-    return claims["jti"]
-
-
-def tone_item(item_id: str, at: float, **kw) -> dict:
-    return {"id": item_id, "title": f"Bản tin {item_id}", "source": {"kind": "tone", "name": "test",
-                                                                   "duration_s": kw.pop("tone_s", 1)},
-            "start": local(at), **kw}
 
 
 def test_item_due_soon_plays_with_proof_of_play(start_audio_agent, province, tap):

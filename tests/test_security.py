@@ -26,11 +26,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from agentproc import Agent, eventually
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from mosquitto import Mosquitto, free_port, wait_port
-from province import Province
+from support.agentproc import Agent, eventually
+from support.mosquitto import Mosquitto, free_port, wait_port
+from support.province import Province
 
 from agent import console
 

@@ -1,5 +1,6 @@
 """The self-test (`selftest` command, `loa selftest`) on the real agent: tones heard at the ALSA tap, relays in
-the sim GPIO, a microphone fed by ALSA's `file` capture (tests/mic.py), acks and events over a real Mosquitto."""
+the sim GPIO, a microphone fed by ALSA's `file` capture (tests/support/mic.py), acks and events over a real
+Mosquitto."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from mic import Mic, noise, tone
-from tap import total
+from support.mic import Mic, noise, tone
+from support.tap import total
 
 from agent import config
 from agent.ipc import request

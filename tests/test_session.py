@@ -26,7 +26,7 @@ def test_clean_stop_publishes_offline_not_lost(agent, province):
     assert agent.stop() == 0
     province.status("offline", after=mark)
     # The will was dropped by the clean DISCONNECT: the retained status stays "offline".
-    from province import Province
+    from support.province import Province
     late = Province(province.port, client_id="late-reader")
     try:
         assert late.status("offline", timeout=5)["state"] == "offline"
@@ -36,7 +36,7 @@ def test_clean_stop_publishes_offline_not_lost(agent, province):
 
 
 def test_status_is_retained_with_identity(agent, province):
-    from province import Province
+    from support.province import Province
     late = Province(province.port, client_id="late-reader")
     try:
         st = late.wait(lambda r: r.kind == "status" and r.retain, timeout=5).payload

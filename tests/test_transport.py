@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
-from agentproc import eventually
-from mosquitto import Mosquitto
-from province import Province
-
-
-def passwd(path: Path, user: str, password: str) -> None:
-    path.touch(mode=0o600)
-    subprocess.run(["mosquitto_passwd", "-b", str(path), user, password], check=True, capture_output=True)
+from support.agentproc import eventually
+from support.mosquitto import Mosquitto, passwd
+from support.province import Province
 
 
 @pytest.fixture
@@ -59,7 +53,7 @@ def test_wrong_password_is_reported_then_fixed_without_restart(secured, make_age
 
 
 def test_mutual_tls(tmp_path, make_agent):
-    from pki import make_pki
+    from support.pki import make_pki
 
     pki = make_pki(tmp_path / "pki")
     broker = Mosquitto(tmp_path / "tls", f"cafile {pki}/ca.pem\ncertfile {pki}/broker.pem\n"

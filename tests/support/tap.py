@@ -1,7 +1,7 @@
 """Real ALSA through a file tap (ARCHITECTURE.md): the agent's default PCM writes raw samples to a file
 that a reader thread follows, time-stamping when sound arrives; helpers analyse what came out.
 
-The pipe is paced at real time by tests/pacer.py (as `pv -L` would, but without burst credit after
+The pipe is paced at real time by tests/support/pacer.py (as `pv -L` would, but without burst credit after
 idle spells, which `pv` grants and which made a programme after a pause "play" in no time)."""
 
 from __future__ import annotations

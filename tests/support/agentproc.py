@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
@@ -153,3 +153,15 @@ def eventually(check, timeout: float = 15.0, interval: float = 0.05, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {timeout} s")
         time.sleep(interval)
+
+
+def audio_config(backend: str = "pyaudio", **extra: object) -> dict:
+    """Fast-reacting audio settings for tests; `extra` adds or overrides config sections."""
+    cfg: dict = {"audio": {"backend": backend, "stall_s": 1.5, "retry_s": 0.2, "stream_rounds": 2},
+                 "amp": {"warmup_s": 0.2, "hold_s": 1.5}}
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    return cfg

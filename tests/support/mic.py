@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from tap import Tap
+
+from .tap import Tap
 
 RATE = 48000
 FULL_SCALE = 32767

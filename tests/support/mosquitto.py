@@ -68,3 +68,8 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def passwd(path: Path, user: str, password: str) -> None:
+    path.touch(mode=0o600)
+    subprocess.run(["mosquitto_passwd", "-b", str(path), user, password], check=True, capture_output=True)

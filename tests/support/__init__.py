@@ -1,0 +1,3 @@
+"""What the tests and benchmarks share: the real agent process, a real Mosquitto, the province's client, the
+ALSA file tap, keys and certificates, media files, the microphone feed and the in-process core with an injected
+clock. Test modules import from here, never from one another."""
