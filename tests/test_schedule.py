@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import console
 from agent.errors import SchemaError
 from agent.schedule import Schedule, compile_doc
+from agent.topics import target
+from loa_console.keys import make_claims, sign
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 TOPIC = "ttcs/v1/dev/GL-0001/schedule"
@@ -23,9 +24,9 @@ def local(t: float) -> str:
 
 
 def publish_schedule(province, version: int, items: list[dict], *, to: str = "dev:GL-0001", **extra) -> str:
-    claims = console.make_claims("schedule", None, lifetime_s=None, version=version, tz="Asia/Ho_Chi_Minh",
-                                 items=items, **extra)
-    province.publish(console.topic("ttcs/v1", to, "schedule"), console.sign(claims, province.key, "prov-1"),
+    claims = make_claims("schedule", None, lifetime_s=None, version=version, tz="Asia/Ho_Chi_Minh",
+                         items=items, **extra)
+    province.publish(target("ttcs/v1", to, "schedule"), sign(claims, province.key, "prov-1"),
                      retain=True)
     return claims["jti"]
 
