@@ -45,7 +45,6 @@ setup(
         "console_scripts": [
             "loa-agent = agent.daemon:main",
             "loa = agent.cli:main",
-            "loa-console = agent.console:main",
         ],
     },
 )

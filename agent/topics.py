@@ -43,7 +43,7 @@ class Topics:
     def __init__(self, prefix: str, device_id: str):
         self.prefix = _check_prefix(prefix)
         self.device_id = device_id
-        base = f"{self.prefix}/dev/{device_id}"
+        self.base = base = f"{self.prefix}/dev/{device_id}"  # the device's topics are base/KIND
         self.ack, self.status, self.heartbeat, self.event = (f"{base}/{k}" for k in ("ack", "status", "heartbeat",
                                                                                       "event"))
         self.cmd, self.schedule = f"{base}/cmd", f"{base}/schedule"

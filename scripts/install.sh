@@ -89,9 +89,10 @@ fi
 
 step "pip install the agent from $src"
 # Build from a clean copy: setuptools builds in ./build, where modules deleted since the last build would linger
-# and end up installed, and two installs at once would share it.
+# and end up installed, and two installs at once would share it. console/ is the provincial console, its own
+# distribution for the server side: a box does not carry it.
 for entry in "$src"/*; do
-    case ${entry##*/} in build|dist|*.egg-info) continue ;; esac
+    case ${entry##*/} in build|dist|*.egg-info|console) continue ;; esac
     cp -a "$entry" "$tmp/"
 done
 extras=""

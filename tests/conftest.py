@@ -11,7 +11,7 @@ from support.mosquitto import Mosquitto
 from support.province import Province
 from support.tap import Tap
 
-from agent import console
+from loa_console.keys import generate_keypair
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two provincial key pairs (for rotation tests); returns kid -> private key path."""
     d = tmp_path_factory.mktemp("keys")
-    return {kid: console.generate_keypair(d, kid)[0] for kid in ("prov-1", "prov-2")}
+    return {kid: generate_keypair(d, kid)[0] for kid in ("prov-1", "prov-2")}
 
 
 def public(private: Path) -> Path:

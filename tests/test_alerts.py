@@ -9,9 +9,9 @@ import pytest
 from support.media_files import cache_file, sine_file
 from support.tap import active_seconds, total
 
-from agent import console
 from agent.alerts import from_cap, resource_bytes
 from agent.errors import Rejection
+from loa_console.keys import load_private_key
 
 CAP = Path(__file__).parent / "data" / "cap"
 HERE = {"areas": ["64", "64.23581"], "location": {"lat": 13.98, "lon": 108.0}}
@@ -155,7 +155,7 @@ def test_an_alert_resumes_after_a_power_cut_unless_expired(start_audio_agent, pr
 
 def test_forged_alert_never_sounds(start_audio_agent, province, tap, keys):
     start_audio_agent("pyaudio")
-    forger = console.load_private_key(keys["prov-2"])
+    forger = load_private_key(keys["prov-2"])
     _, token = province.token("alert", {"headline": "Giả mạo", "repeat": 1}, key=forger, kid="prov-1")
     province.publish("ttcs/v1/dev/GL-0001/cmd", token)
     ack = province.wait(lambda r: r.kind == "ack" and r.payload["status"] == "rejected").payload

@@ -20,7 +20,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from support.mosquitto import Mosquitto, free_port
 
-from agent import console
+from agent import topics
+from loa_console import cli
+from loa_console.broker import Broker
+from loa_console.keys import generate_keypair, load_private_key, make_claims, sign
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,7 +37,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return console.generate_keypair(tmp_path_factory.mktemp("keys"), "prov-1")
+    return generate_keypair(tmp_path_factory.mktemp("keys"), "prov-1")
 
 
 def load_public(path: Path) -> Ed25519PublicKey:
@@ -48,7 +51,7 @@ def load_public(path: Path) -> Ed25519PublicKey:
 def test_keygen_writes_pem_files_with_modes(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
-        private, public = console.generate_keypair(tmp_path / "k", "prov-7")
+        private, public = generate_keypair(tmp_path / "k", "prov-7")
     finally:
         os.umask(old)
     assert (private, public) == (tmp_path / "k" / "prov-7.key", tmp_path / "k" / "prov-7.pub")
@@ -56,46 +59,46 @@ def test_keygen_writes_pem_files_with_modes(tmp_path: Path) -> None:
     assert stat.S_IMODE(public.stat().st_mode) == 0o644
     assert private.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS8
     assert public.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")  # SubjectPublicKeyInfo
-    key = console.load_private_key(private)
+    key = load_private_key(private)
     assert isinstance(key, Ed25519PrivateKey)
     assert key.public_key().public_bytes_raw() == load_public(public).public_bytes_raw()
 
 
 def test_keygen_refuses_to_overwrite(tmp_path: Path) -> None:
-    private, _ = console.generate_keypair(tmp_path, "prov-1")
+    private, _ = generate_keypair(tmp_path, "prov-1")
     before = private.read_bytes()
     with pytest.raises(FileExistsError):
-        console.generate_keypair(tmp_path, "prov-1")
+        generate_keypair(tmp_path, "prov-1")
     assert private.read_bytes() == before
 
 
 def test_keygen_rejects_a_kid_that_is_a_path(tmp_path: Path) -> None:
     for kid in ("../x", "a/b", "", ".hidden"):
         with pytest.raises(ValueError):
-            console.generate_keypair(tmp_path, kid)
+            generate_keypair(tmp_path, kid)
 
 
 def test_keygen_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = tmp_path / "keys"
-    assert console.main(["keygen", "--dir", str(d), "--kid", "prov-2"]) == 0
+    assert cli.main(["keygen", "--dir", str(d), "--kid", "prov-2"]) == 0
     out = capsys.readouterr().out
     assert str((d / "prov-2.key").resolve()) in out
     assert f"prov-2: {(d / 'prov-2.pub').resolve()}" in out and "security:" in out and "keys:" in out
-    assert console.main(["keygen", "--dir", str(d), "--kid", "prov-2"]) == 2
+    assert cli.main(["keygen", "--dir", str(d), "--kid", "prov-2"]) == 2
     assert "loa-console: error:" in capsys.readouterr().err
 
 
 def test_load_private_key_refuses_other_kinds(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
     with pytest.raises(ValueError):
-        console.load_private_key(keypair[1])  # a public key
+        load_private_key(keypair[1])  # a public key
 
 
 # --- claims and tokens ----------------------------------------------------------------------
 
 def test_make_claims_defaults() -> None:
     before = int(time.time())
-    a = console.make_claims("status.get")
-    b = console.make_claims("status.get")
+    a = make_claims("status.get")
+    b = make_claims("status.get")
     assert a["jti"] != b["jti"] and len(a["jti"]) == 32
     assert before <= a["iat"] <= int(time.time())
     assert a["exp"] - a["iat"] == 600
@@ -104,55 +107,55 @@ def test_make_claims_defaults() -> None:
 
 
 def test_make_claims_options() -> None:
-    c = console.make_claims("play", {"level": "priority"}, jti="j-1", now=1_800_000_000.7, lifetime_s=60,
-                            aud=["64", "GL-0001"], title="x")
+    c = make_claims("play", {"level": "priority"}, jti="j-1", now=1_800_000_000.7, lifetime_s=60,
+                    aud=["64", "GL-0001"], title="x")
     assert c == {"jti": "j-1", "iat": 1_800_000_000, "exp": 1_800_000_060, "type": "play",
                  "aud": ["64", "GL-0001"], "params": {"level": "priority"}, "title": "x"}
-    s = console.make_claims("schedule", lifetime_s=None, iat=5, version=3, tz="Asia/Ho_Chi_Minh", items=[])
+    s = make_claims("schedule", lifetime_s=None, iat=5, version=3, tz="Asia/Ho_Chi_Minh", items=[])
     assert s["iat"] == 5 and "exp" not in s and s["version"] == 3 and s["items"] == []
-    assert console.make_claims("x", {}, now=0)["iat"] == 0 and console.make_claims("x", {})["params"] == {}
+    assert make_claims("x", {}, now=0)["iat"] == 0 and make_claims("x", {})["params"] == {}
 
 
 def test_sign_verifies_and_carries_kid(keypair: tuple[Path, Path]) -> None:
     private, public = keypair
-    claims = console.make_claims("volume", {"volume": 40}, aud="GL-0001")
-    token = console.sign(claims, console.load_private_key(private), "prov-1")
+    claims = make_claims("volume", {"volume": 40}, aud="GL-0001")
+    token = sign(claims, load_private_key(private), "prov-1")
     header = jwt.get_unverified_header(token)
     assert header["kid"] == "prov-1" and header["alg"] == "EdDSA"
     assert jwt.decode(token, load_public(public), algorithms=["EdDSA"], audience="GL-0001") == claims
     other = Ed25519PrivateKey.generate()
     with pytest.raises(jwt.InvalidSignatureError):
-        jwt.decode(console.sign(claims, other, "prov-1"), load_public(public), algorithms=["EdDSA"],
+        jwt.decode(sign(claims, other, "prov-1"), load_public(public), algorithms=["EdDSA"],
                    audience="GL-0001")
 
 
 def test_topics() -> None:
-    assert console.topic("ttcs/v1", "dev:GL-0001", "cmd") == "ttcs/v1/dev/GL-0001/cmd"
-    assert console.topic("ttcs/v1", "dev:GL-0001", "schedule") == "ttcs/v1/dev/GL-0001/schedule"
-    assert console.topic("ttcs/v1", "area:64", "cmd") == "ttcs/v1/area/64/cmd"
-    assert console.topic("ttcs/v1/", "area:64.23581", "schedule") == "ttcs/v1/area/64.23581/schedule"
-    assert console.topic("ttcs/v1", "all", "cmd") == "ttcs/v1/all/cmd"
+    assert topics.target("ttcs/v1", "dev:GL-0001", "cmd") == "ttcs/v1/dev/GL-0001/cmd"
+    assert topics.target("ttcs/v1", "dev:GL-0001", "schedule") == "ttcs/v1/dev/GL-0001/schedule"
+    assert topics.target("ttcs/v1", "area:64", "cmd") == "ttcs/v1/area/64/cmd"
+    assert topics.target("ttcs/v1/", "area:64.23581", "schedule") == "ttcs/v1/area/64.23581/schedule"
+    assert topics.target("ttcs/v1", "all", "cmd") == "ttcs/v1/all/cmd"
     for target, kind in [("GL-0001", "cmd"), ("dev:", "cmd"), ("dev:a/b", "cmd"), ("dev:+", "cmd"),
                          ("area:", "cmd"), ("area:6#", "cmd"), ("area:a/b", "cmd"), ("box:1", "cmd"),
                          ("dev:GL-0001", "ack"), ("dev:GL-0001", ""), ("all", "schedule"), ("ALL", "cmd"),
                          ("dev:" + "x" * 65, "cmd")]:
         with pytest.raises(ValueError):
-            console.topic("ttcs/v1", target, kind)
+            topics.target("ttcs/v1", target, kind)
 
 
 def test_pretty_lines() -> None:
-    ack = console._line("ttcs/v1/dev/GL-0001/ack", {"id": "abc", "type": "play", "status": "rejected",
-                                                    "code": "quiet_hours", "message": "quiet hours until 05:00"})
+    ack = cli._line("ttcs/v1/dev/GL-0001/ack", {"id": "abc", "type": "play", "status": "rejected",
+                                                "code": "quiet_hours", "message": "quiet hours until 05:00"})
     assert "GL-0001" in ack and "ack" in ack and "id=abc" in ack and "status=rejected" in ack
     assert "code=quiet_hours" in ack and '"quiet hours until 05:00"' in ack
-    hb = console._line("ttcs/v1/dev/GL-0001/heartbeat", {"seq": 7, "state": "idle", "outbox_pending": 0,
-                                                         "faults": ["amp_fault"]})
+    hb = cli._line("ttcs/v1/dev/GL-0001/heartbeat", {"seq": 7, "state": "idle", "outbox_pending": 0,
+                                                     "faults": ["amp_fault"]})
     assert "seq=7" in hb and "state=idle" in hb and "outbox_pending=0" in hb and "faults=amp_fault" in hb
-    ev = console._line("ttcs/v1/dev/GL-0001/event", {"kind": "play.end", "data": {"completed": True}})
+    ev = cli._line("ttcs/v1/dev/GL-0001/event", {"kind": "play.end", "data": {"completed": True}})
     assert "play.end" in ev and "completed=true" in ev
-    st = console._line("ttcs/v1/dev/GL-0001/status", {"state": "lost"}, retain=True)
+    st = cli._line("ttcs/v1/dev/GL-0001/status", {"state": "lost"}, retain=True)
     assert "state=lost" in st and "retained" in st
-    assert "not json" in console._line("ttcs/v1/dev/GL-0001/event", "not json")
+    assert "not json" in cli._line("ttcs/v1/dev/GL-0001/event", "not json")
 
 
 # --- CLI errors before any broker -----------------------------------------------------------
@@ -166,16 +169,17 @@ def test_pretty_lines() -> None:
     (["send", "play", "--to", "nowhere", "--unsigned"], "--to"),
     (["--tls-ca", "/nonexistent/ca.pem", "send", "play", "--to", "all", "--unsigned"], "no such file"),
     (["--port", "x", "watch"], "port"),
+    (["--prefix", "a+b", "watch"], "--prefix"),  # agent.topics refuses it before any connection
     (["schedule", "/nonexistent.yaml", "--to", "dev:T1", "--unsigned"], "cannot read"),
 ])
 def test_usage_errors_exit_2(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert console.main(argv) == 2
+    assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("loa-console: error:") and needle in err
 
 
 def test_unreachable_broker_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    assert console.main(["--port", str(free_port()), "send", "status.get", "--to", "all", "--unsigned"]) == 1
+    assert cli.main(["--port", str(free_port()), "send", "status.get", "--to", "all", "--unsigned"]) == 1
     assert "cannot connect" in capsys.readouterr().err
 
 
@@ -242,8 +246,8 @@ def client(port: int, request: pytest.FixtureRequest) -> Iterator[Client]:
 def test_send_publishes_a_verifiable_jws(port: int, client: Client, keypair: tuple[Path, Path],
                                          capsys: pytest.CaptureFixture[str]) -> None:
     client.subscribe("ttcs/v1/dev/T1/cmd")
-    rc = console.main(["--port", str(port), "send", "status.get", "--to", "dev:T1", "--wait", "0",
-                       "--key", str(keypair[0]), "--kid", "prov-1", "--params", '{"lines": 3}'])
+    rc = cli.main(["--port", str(port), "send", "status.get", "--to", "dev:T1", "--wait", "0",
+                   "--key", str(keypair[0]), "--kid", "prov-1", "--params", '{"lines": 3}'])
     out = capsys.readouterr().out
     assert rc == 0
     jti = out.split()[0]
@@ -262,7 +266,7 @@ def test_send_reads_key_and_connection_from_env(port: int, client: Client, keypa
     monkeypatch.setenv("LOA_CONSOLE_PORT", str(port))
     monkeypatch.setenv("LOA_CONSOLE_KEY", str(keypair[0]))
     client.subscribe("ttcs/v1/area/64/cmd")
-    assert console.main(["send", "stop", "--to", "area:64", "--lifetime", "30", "--aud", "64"]) == 0
+    assert cli.main(["send", "stop", "--to", "area:64", "--lifetime", "30", "--aud", "64"]) == 0
     token = client.wait()[0].payload.decode()
     assert jwt.get_unverified_header(token)["kid"] == "prov-1"  # from the key file's name
     claims = jwt.decode(token, load_public(keypair[1]), algorithms=["EdDSA"], audience="64")
@@ -272,8 +276,8 @@ def test_send_reads_key_and_connection_from_env(port: int, client: Client, keypa
 
 def test_send_unsigned_is_plain_json(port: int, client: Client) -> None:
     client.subscribe("ttcs/v1/all/cmd")
-    assert console.main(["--port", str(port), "send", "volume", "--to", "all", "--unsigned",
-                         "--params", '{"volume": 30}']) == 0
+    assert cli.main(["--port", str(port), "send", "volume", "--to", "all", "--unsigned",
+                     "--params", '{"volume": 30}']) == 0
     claims = json.loads(client.wait()[0].payload)
     assert claims["type"] == "volume" and claims["params"] == {"volume": 30}
 
@@ -298,8 +302,8 @@ def test_send_waits_for_the_final_ack(port: int, client: Client, final: str, cod
     fake_device(client, device, final)
     # an ack for another command must not end the wait
     client.publish(f"ttcs/v1/dev/{device}/ack", {"id": "someone-else", "status": "done"})
-    assert console.main(["--port", str(port), "send", "volume", "--to", f"dev:{device}", "--unsigned",
-                         "--params", '{"volume": 50}', "--wait", "10", "--json"]) == code
+    assert cli.main(["--port", str(port), "send", "volume", "--to", f"dev:{device}", "--unsigned",
+                     "--params", '{"volume": 50}', "--wait", "10", "--json"]) == code
     lines = capsys.readouterr().out.splitlines()
     jti = lines[0]
     acks = [json.loads(line)["payload"] for line in lines[1:]]
@@ -308,8 +312,8 @@ def test_send_waits_for_the_final_ack(port: int, client: Client, final: str, cod
 
 def test_send_wait_times_out(port: int, capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
-    assert console.main(["--port", str(port), "send", "status.get", "--to", "dev:NOBODY", "--unsigned",
-                         "--wait", "0.3"]) == 1
+    assert cli.main(["--port", str(port), "send", "status.get", "--to", "dev:NOBODY", "--unsigned",
+                     "--wait", "0.3"]) == 1
     assert time.monotonic() - started < 5
     assert "no final ack" in capsys.readouterr().err
 
@@ -321,8 +325,8 @@ def test_schedule_is_signed_and_retained(port: int, client: Client, keypair: tup
                    "  - id: morning\n    title: Bản tin sáng\n    start: 2025-01-01T06:00:00\n"
                    "    rrule: FREQ=DAILY\n    exdates: [2025-01-02]\n"
                    "    source: {kind: tts, text: Xin chào, lang: vi}\n", encoding="utf-8")
-    assert console.main(["--port", str(port), "schedule", str(doc), "--to", "dev:S1",
-                         "--key", str(keypair[0])]) == 0
+    assert cli.main(["--port", str(port), "schedule", str(doc), "--to", "dev:S1",
+                     "--key", str(keypair[0])]) == 0
     jti = capsys.readouterr().out.split()[0]
     client.subscribe("ttcs/v1/dev/S1/schedule")  # after the publish: only a retained message arrives
     msg = client.wait()[0]
@@ -338,7 +342,7 @@ def test_schedule_is_signed_and_retained(port: int, client: Client, keypair: tup
 def test_schedule_needs_a_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = tmp_path / "s.json"
     doc.write_text('{"items": []}')
-    assert console.main(["schedule", str(doc), "--to", "area:64", "--unsigned"]) == 2
+    assert cli.main(["schedule", str(doc), "--to", "area:64", "--unsigned"]) == 2
     assert "version" in capsys.readouterr().err
 
 
@@ -357,8 +361,8 @@ def test_watch_prints_messages_as_json(port: int, client: Client, capsys: pytest
     t = threading.Thread(target=beat, daemon=True)
     t.start()
     try:
-        rc = console.main(["--port", str(port), "watch", "--device", "T2", "--count", "2", "--json",
-                           "--timeout", "10"])
+        rc = cli.main(["--port", str(port), "watch", "--device", "T2", "--count", "2", "--json",
+                       "--timeout", "10"])
     finally:
         stop_beats.set()
         t.join(5)
@@ -371,16 +375,16 @@ def test_watch_prints_messages_as_json(port: int, client: Client, capsys: pytest
 
 def test_watch_count_1_json(port: int, client: Client, capsys: pytest.CaptureFixture[str]) -> None:
     client.publish("ttcs/v1/dev/T3/event", {"id": "e1", "kind": "play.end", "data": {}}, retain=True)
-    assert console.main(["--port", str(port), "watch", "--count", "1", "--json", "--timeout", "10",
-                         "--device", "T3"]) == 0
+    assert cli.main(["--port", str(port), "watch", "--count", "1", "--json", "--timeout", "10",
+                     "--device", "T3"]) == 0
     assert json.loads(capsys.readouterr().out) == {
         "topic": "ttcs/v1/dev/T3/event", "payload": {"id": "e1", "kind": "play.end", "data": {}}}
     client.c.publish("ttcs/v1/dev/T3/event", b"", qos=1, retain=True).wait_for_publish(10)  # clear it
 
 
 def test_watch_timeout_short_of_count_exits_1(port: int, capsys: pytest.CaptureFixture[str]) -> None:
-    assert console.main(["--port", str(port), "watch", "--device", "QUIET", "--count", "1",
-                         "--timeout", "0.3"]) == 1
+    assert cli.main(["--port", str(port), "watch", "--device", "QUIET", "--count", "1",
+                     "--timeout", "0.3"]) == 1
 
 
 def test_broker_class_round_trip(port: int) -> None:
@@ -391,13 +395,13 @@ def test_broker_class_round_trip(port: int) -> None:
         got.append((topic, payload, retain))
         done.set()
 
-    with console.Broker("127.0.0.1", port) as b:
+    with Broker("127.0.0.1", port) as b:
         b.watch("ttcs/v1/dev/+/ack", on_message)
         b.publish("ttcs/v1/dev/B1/ack", '{"id": "x"}')
         assert done.wait(10)
     assert got == [("ttcs/v1/dev/B1/ack", b'{"id": "x"}', False)]
     with pytest.raises(ConnectionError):
-        console.Broker("127.0.0.1", free_port())
+        Broker("127.0.0.1", free_port())
 
 
 def test_launcher_script(tmp_path: Path) -> None:

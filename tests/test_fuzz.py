@@ -20,12 +20,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent import config, console
+from agent import config
 from agent.alerts import from_cap
 from agent.commands import REGISTRY
 from agent.daemon import build
 from agent.errors import ConfigError, Rejection
 from agent.store import Store
+from loa_console import keys as jws
 
 EXAMPLES = int(os.environ.get("LOA_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -55,7 +56,7 @@ class Box:
             "paths": {"state_dir": str(tmp / "state"), "socket": str(tmp / "agent.sock")},
             "audio": {"backend": "null"}}))
         self.core = build(self.cfg, Store(tmp / "state"))
-        self.key = console.load_private_key(keys["prov-1"])
+        self.key = jws.load_private_key(keys["prov-1"])
 
     def state(self) -> Any:
         db = self.core.store.db
@@ -80,9 +81,9 @@ class Box:
         return [a for a in self.acks(seq) if a["status"] != "accepted"]
 
     def sign(self, type_: str, params: Any, **claims: Any) -> bytes:
-        body = console.make_claims(type_, None, **claims)
+        body = jws.make_claims(type_, None, **claims)
         body["params"] = params
-        return console.sign(body, self.key, "prov-1").encode()
+        return jws.sign(body, self.key, "prov-1").encode()
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_any_bytes_get_one_rejection_and_change_nothing(box, payload):
 @given(claims=st.dictionaries(st.sampled_from(["jti", "iat", "exp", "type", "params", "aud", "version"]) |
                               st.text(max_size=6), json_value, max_size=7))
 def test_any_signed_claims_get_one_answer(box, claims):
-    token = console.sign(claims, box.key, "prov-1").encode()
+    token = jws.sign(claims, box.key, "prov-1").encode()
     before = box.state()
     acks = box.deliver(token)
     assert len(acks) == 1
@@ -149,8 +150,8 @@ def test_wrong_schedules_leave_the_applied_one_in_force(box, doc):
         assume(False)
     except SchemaError:
         pass
-    body = console.make_claims("schedule", None, lifetime_s=None, **doc)
-    ack = rejected_once(box, console.sign(body, box.key, "prov-1").encode(), topic=SCHEDULE_TOPIC,
+    body = jws.make_claims("schedule", None, lifetime_s=None, **doc)
+    ack = rejected_once(box, jws.sign(body, box.key, "prov-1").encode(), topic=SCHEDULE_TOPIC,
                         kind="schedule")
     assert ack["code"] == "bad_schema"
 

@@ -139,6 +139,14 @@ def test_installed_commands_run_from_the_install(installed):
         assert Path(path).is_relative_to(installed.prefix / "opt/loa-agent"), path
 
 
+def test_box_does_not_carry_the_provincial_console(installed):
+    # The console signs and publishes for the whole fleet: server-side tooling (console/), never on a box.
+    assert not (installed.bin / "loa-console").exists()
+    out = installed.run("python", "-c", "import importlib.util as u; "
+                                        "print(u.find_spec('loa_console'), u.find_spec('agent.console'))")
+    assert out.returncode == 0 and out.stdout.split() == ["None", "None"], (out.stdout, out.stderr)
+
+
 def test_config_is_the_example_and_not_world_readable(installed):
     assert installed.config_as_installed == (ROOT / "config/agent.example.yaml").read_text()
     assert stat.S_IMODE(installed.config.stat().st_mode) == 0o640

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from agent import console
+from loa_console.keys import load_private_key, make_claims, sign
 
 CMD = "ttcs/v1/dev/GL-0001/cmd"
 
@@ -22,9 +22,9 @@ def test_status_get_is_done_with_a_heartbeat(agent, province):
 
 def crafted(province, keys):
     """(name, payload, expected code, expected id or None) for each envelope error code."""
-    other = console.load_private_key(keys["prov-2"])
+    other = load_private_key(keys["prov-2"])
     now = int(time.time())
-    no_jti = console.make_claims("status.get")
+    no_jti = make_claims("status.get")
     del no_jti["jti"]
     jti_unsigned, unsigned = province.token("status.get", signed=False)
     jti_kid, unknown_kid = province.token("status.get", kid="prov-2", key=other)
@@ -37,7 +37,7 @@ def crafted(province, keys):
     return [
         ("malformed JSON", b'{"jti": "x", ', "bad_payload", None),
         ("300 KiB", b"{" + b" " * (300 * 1024) + b"}", "bad_payload", None),
-        ("missing jti", console.sign(no_jti, province.key, "prov-1"), "bad_schema", None),
+        ("missing jti", sign(no_jti, province.key, "prov-1"), "bad_schema", None),
         ("unsigned", unsigned, "unsigned", jti_unsigned),
         ("unknown kid", unknown_kid, "unknown_key", None),
         ("bad signature", bad_sig, "bad_signature", None),

@@ -19,11 +19,12 @@ from support.media_files import sine_file
 from support.mosquitto import free_port
 from support.province import Province
 
-from agent import config, console
+from agent import config
 from agent.daemon import build
 from agent.media import MediaCache
 from agent.messages import Call
 from agent.store import Store
+from loa_console.keys import load_private_key, make_claims, sign
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -51,13 +52,13 @@ def test_a_week_offline_plays_everything_and_delivers_proof_later(tmp_path, keys
     runner = threading.Thread(target=core.run, daemon=True)
     runner.start()
 
-    doc = console.make_claims("schedule", None, lifetime_s=None, iat=int(clock()) - 60, version=1,
-                              tz="Asia/Ho_Chi_Minh", items=[
+    doc = make_claims("schedule", None, lifetime_s=None, iat=int(clock()) - 60, version=1,
+                      tz="Asia/Ho_Chi_Minh", items=[
         {"id": "sang", "title": "Thời sự sáng", "start": "2026-11-23T06:00:00", "rrule": "FREQ=DAILY",
          "source": {"kind": "file", "url": f"{dead}/sang.mp3", "sha256": media}},
         {"id": "chieu", "title": "Bản tin chiều", "start": "2026-11-23T17:30:00", "rrule": "FREQ=DAILY;COUNT=7",
          "source": {"kind": "tone", "name": "chime"}}])
-    token = console.sign(doc, console.load_private_key(keys["prov-1"]), "prov-1").encode()
+    token = sign(doc, load_private_key(keys["prov-1"]), "prov-1").encode()
     core.post(Call(lambda: core.intake("ttcs/v1/dev/GL-0001/schedule", "schedule", token, ack=lambda: None)))
 
     reader = Store(state, readonly=True)

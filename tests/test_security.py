@@ -32,7 +32,10 @@ from support.agentproc import Agent, eventually
 from support.mosquitto import Mosquitto, free_port, wait_port
 from support.province import Province
 
-from agent import console
+from loa_console import cli
+from loa_console.broker import Broker
+from loa_console.keys import load_private_key, make_claims, sign
+from loa_console.pki import make_pki
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "config" / "mosquitto"
@@ -44,7 +47,7 @@ PROVINCE_PASSWORD = "province-password"
 
 @pytest.fixture(autouse=True)
 def clean_console_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """console.main() reads LOA_CONSOLE_* variables: an operator's shell must not steer these tests."""
+    """cli.main() reads LOA_CONSOLE_* variables: an operator's shell must not steer these tests."""
     for name in list(os.environ):
         if name.startswith("LOA_CONSOLE_"):
             monkeypatch.delenv(name)
@@ -115,7 +118,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def rogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another CA, with a GL-0001 certificate of its own."""
     d = tmp_path_factory.mktemp("rogue") / "pki"
-    console.make_pki(d, ["GL-0001"], ca_name="not the province")
+    make_pki(d, ["GL-0001"], ca_name="not the province")
     return d
 
 
@@ -170,7 +173,7 @@ class Recorder:
 
     def ack(self, jti: str) -> dict:
         return self.wait(lambda m: m.topic.endswith("/ack") and isinstance(m.payload, dict)
-                         and m.payload.get("id") == jti and m.payload.get("status") in console.FINAL,
+                         and m.payload.get("id") == jti and m.payload.get("status") in cli.FINAL,
                          what=f"final ack of {jti}").payload
 
 
@@ -246,20 +249,20 @@ def clients() -> Iterator[list[Any]]:
         c.close()
 
 
-def server(broker: ReferenceBroker) -> console.Broker:
+def server(broker: ReferenceBroker) -> Broker:
     """The province's account on the server listener: TLS (broker certificate checked) and its password."""
-    return console.Broker("127.0.0.1", broker.server_port, tls_ca=broker.etc / "ca.pem", username="province",
-                          password_file=broker.password_file)
+    return Broker("127.0.0.1", broker.server_port, tls_ca=broker.etc / "ca.pem", username="province",
+                  password_file=broker.password_file)
 
 
 @functools.cache
 def _private(path: Path) -> Any:
-    return console.load_private_key(path)
+    return load_private_key(path)
 
 
 def signed(key: Path, type_: str, params: dict | None = None, *, kid: str = "prov-1", **claims: Any) -> tuple[str, str]:
-    body = console.make_claims(type_, params, **claims)
-    return body["jti"], console.sign(body, _private(key), kid)
+    body = make_claims(type_, params, **claims)
+    return body["jti"], sign(body, _private(key), kid)
 
 
 # --- the PKI ----------------------------------------------------------------------------------
@@ -295,10 +298,10 @@ def test_pki_makes_a_ca_a_broker_certificate_and_device_certificates(pki: Path, 
 
     # Running it again adds a device under the same CA and keeps everything else.
     d = tmp_path / "lab"
-    assert console.main(["pki", "--dir", str(d), "--san", "10.64.0.2", "--san", "DNS:mqtt.gialai.example",
-                         "GL-0001"]) == 0
+    assert cli.main(["pki", "--dir", str(d), "--san", "10.64.0.2", "--san", "DNS:mqtt.gialai.example",
+                     "GL-0001"]) == 0
     before = {p.name: p.read_bytes() for p in d.iterdir()}
-    assert console.main(["pki", "--dir", str(d), "GL-0001", "GL-0003"]) == 0
+    assert cli.main(["pki", "--dir", str(d), "GL-0001", "GL-0003"]) == 0
     assert all((d / name).read_bytes() == data for name, data in before.items())
     assert _verify(d / "ca.pem", d / "GL-0003.pem", "-purpose", "sslclient")
     lab_san = _cert(d / "broker.pem").extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -306,7 +309,7 @@ def test_pki_makes_a_ca_a_broker_certificate_and_device_certificates(pki: Path, 
     assert lab_san.get_values_for_type(x509.DNSName) == ["mqtt.gialai.example"]
     # A device id is a file name and the broker's user name: nothing that could be a path, a wildcard, the CA.
     for bad in (["../GL-0001"], ["GL+0001"], ["ca"], ["--san", "DNS:a,IP:10.0.0.1", "GL-0004"]):
-        assert console.main(["pki", "--dir", str(d), *bad]) == 2, bad
+        assert cli.main(["pki", "--dir", str(d), *bad]) == 2, bad
     assert sorted(p.name for p in d.iterdir() if p.suffix == ".key") == \
         ["GL-0001.key", "GL-0003.key", "broker.key", "ca.key"]
 
@@ -335,7 +338,7 @@ def test_the_agent_works_through_the_reference_broker(secure: ReferenceBroker, p
         assert seen.ack(jti)["status"] == "done", topic
 
     # An unsigned command is refused with an ack and an event: the device may write both topics.
-    forged = json.dumps(console.make_claims("status.get", {}))
+    forged = json.dumps(make_claims("status.get", {}))
     province.publish(f"{PREFIX}/dev/GL-0001/cmd", forged)
     assert seen.ack(json.loads(forged)["jti"])["code"] == "unsigned"
     seen.wait(lambda m: m.topic.endswith("/event") and m.payload.get("kind") == "command.rejected", what="event")
@@ -470,8 +473,8 @@ def test_an_agent_with_another_cas_certificate_stays_out(secure: ReferenceBroker
 
 def test_a_revoked_certificate_is_refused(tmp_path: Path) -> None:
     d = tmp_path / "pki"
-    console.make_pki(d, ["GL-0001", "GL-0002"])
-    assert console.main(["pki", "--dir", str(d), "--revoke", "GL-0002"]) == 0
+    make_pki(d, ["GL-0001", "GL-0002"])
+    assert cli.main(["pki", "--dir", str(d), "--revoke", "GL-0002"]) == 0
     broker = ReferenceBroker(tmp_path / "reference", d, crl=True)  # loa.conf's crlfile line enabled
     try:
         broker.start()

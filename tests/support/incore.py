@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 
-from agent import config, console
+from agent import config
 from agent.daemon import build
 from agent.messages import Call, Wake
 from agent.store import Store
+from loa_console.keys import load_private_key, make_claims, sign
 
 
 class InjectedClock:
@@ -43,7 +44,7 @@ class InCore:
         for key, value in settings.items():
             base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
         self.cfg = config.parse(yaml.safe_dump(base, allow_unicode=True))
-        self.key = console.load_private_key(keys["prov-1"])
+        self.key = load_private_key(keys["prov-1"])
         self.clock = InjectedClock(start)
         self.core = build(self.cfg, Store(self.state), clock=self.clock)
         self.reader = Store(self.state, readonly=True)
@@ -61,8 +62,8 @@ class InCore:
 
     def send(self, type_: str, params: dict | None = None, *, topic: str = "ttcs/v1/dev/GL-0001/cmd",
              kind: str = "cmd", **claims: Any) -> str:
-        body = console.make_claims(type_, params, iat=int(self.clock()) - 1, **claims)
-        token = console.sign(body, self.key, "prov-1").encode()
+        body = make_claims(type_, params, iat=int(self.clock()) - 1, **claims)
+        token = sign(body, self.key, "prov-1").encode()
         self.core.post(Call(lambda: self.core.intake(topic, kind, token, ack=lambda: None)))
         return body["jti"]
 

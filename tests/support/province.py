@@ -14,7 +14,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent import console
+from agent.topics import target
+from loa_console.keys import load_private_key, make_claims, sign
 
 PREFIX = "ttcs/v1"
 FINAL = {"done", "rejected", "failed"}
@@ -40,7 +41,7 @@ class Province:
     def __init__(self, port: int, key: Path | None = None, kid: str = "prov-1", client_id: str = "province",
                  username: str | None = None, password: str | None = None):
         self.port = port
-        self.key = console.load_private_key(key) if key else None
+        self.key = load_private_key(key) if key else None
         self.kid = kid
         self.received: list[Received] = []
         self.cond = threading.Condition()
@@ -85,14 +86,14 @@ class Province:
     # --- sending --------------------------------------------------------------------------
     def token(self, type_: str, params: dict | None = None, *, signed: bool = True, kid: str | None = None,
               key: Any = None, **claims: Any) -> tuple[str, str]:
-        body = console.make_claims(type_, params, **claims)
+        body = make_claims(type_, params, **claims)
         if not signed:
             return body["jti"], json.dumps(body)
-        return body["jti"], console.sign(body, key or self.key, kid or self.kid)
+        return body["jti"], sign(body, key or self.key, kid or self.kid)
 
     def send(self, type_: str, params: dict | None = None, *, to: str = "dev:GL-0001", **kw: Any) -> str:
         jti, payload = self.token(type_, params, **kw)
-        self.publish(console.topic(PREFIX, to, "cmd"), payload)
+        self.publish(target(PREFIX, to, "cmd"), payload)
         return jti
 
     def publish(self, topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False) -> None:

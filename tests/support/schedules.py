@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from agent import console
+from agent.topics import target
+from loa_console.keys import make_claims, sign
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -15,9 +16,9 @@ def local(t: float) -> str:
 
 
 def publish_schedule(province, version: int, items: list[dict], *, to: str = "dev:GL-0001", **extra) -> str:
-    claims = console.make_claims("schedule", None, lifetime_s=None, version=version, tz="Asia/Ho_Chi_Minh",
+    claims = make_claims("schedule", None, lifetime_s=None, version=version, tz="Asia/Ho_Chi_Minh",
                                  items=items, **extra)
-    province.publish(console.topic("ttcs/v1", to, "schedule"), console.sign(claims, province.key, "prov-1"),
+    province.publish(target("ttcs/v1", to, "schedule"), sign(claims, province.key, "prov-1"),
                      retain=True)
     return claims["jti"]
 

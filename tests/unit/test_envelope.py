@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import console
 from agent.envelope import Envelope, Policy
 from agent.errors import Rejection
+from loa_console.keys import load_private_key, make_claims, sign
 
 NOW = 1_800_000_000
 
@@ -22,12 +22,12 @@ def env(keys: dict[str, Path]) -> Envelope:
 
 @pytest.fixture
 def key(keys: dict[str, Path]):
-    return console.load_private_key(keys["prov-1"])
+    return load_private_key(keys["prov-1"])
 
 
 def signed(key, type_="status.get", kid="prov-1", **kw) -> bytes:
     kw.setdefault("now", NOW)
-    return console.sign(console.make_claims(type_, **kw), key, kid).encode()
+    return sign(make_claims(type_, **kw), key, kid).encode()
 
 
 def code_of(env: Envelope, payload: bytes, **kw) -> str:
@@ -51,19 +51,19 @@ def test_oversize_is_rejected_unparsed(env):
 
 
 def test_unsigned_refused_when_required(env):
-    claims = console.make_claims("status.get", now=NOW)
+    claims = make_claims("status.get", now=NOW)
     with pytest.raises(Rejection) as e:
         env.open(json.dumps(claims).encode(), now=NOW, floor=0, areas=[])
     assert e.value.code == "unsigned" and e.value.jti == claims["jti"]
 
 
 def test_unknown_kid(env, keys):
-    other = console.load_private_key(keys["prov-2"])
+    other = load_private_key(keys["prov-2"])
     assert code_of(env, signed(other, kid="prov-2")) == "unknown_key"
 
 
 def test_signature_by_wrong_key_is_bad_signature(env, keys):
-    other = console.load_private_key(keys["prov-2"])
+    other = load_private_key(keys["prov-2"])
     assert code_of(env, signed(other, kid="prov-1")) == "bad_signature"
 
 
@@ -79,24 +79,24 @@ def test_tampered_payload_is_bad_signature(env, key):
 def test_hs256_token_is_refused(env):
     import jwt
     secret = "an-hmac-secret-of-thirty-two-bytes!"
-    token = jwt.encode(console.make_claims("status.get", now=NOW), secret, algorithm="HS256", headers={"kid": "prov-1"})
+    token = jwt.encode(make_claims("status.get", now=NOW), secret, algorithm="HS256", headers={"kid": "prov-1"})
     assert code_of(env, token.encode()) == "bad_signature"
 
 
 @pytest.mark.parametrize("drop,field", [("jti", "jti"), ("iat", "iat"), ("type", "type")])
 def test_missing_claim_names_the_field(env, key, drop, field):
-    claims = console.make_claims("status.get", now=NOW)
+    claims = make_claims("status.get", now=NOW)
     del claims[drop]
     with pytest.raises(Rejection) as e:
-        env.open(console.sign(claims, key, "prov-1").encode(), now=NOW, floor=0, areas=[])
+        env.open(sign(claims, key, "prov-1").encode(), now=NOW, floor=0, areas=[])
     assert e.value.code == "bad_schema" and field in e.value.message
 
 
 def test_wrong_types_name_the_field(env, key):
-    claims = console.make_claims("status.get", now=NOW)
+    claims = make_claims("status.get", now=NOW)
     claims["iat"] = "yesterday"
     with pytest.raises(Rejection) as e:
-        env.open(console.sign(claims, key, "prov-1").encode(), now=NOW, floor=0, areas=[])
+        env.open(sign(claims, key, "prov-1").encode(), now=NOW, floor=0, areas=[])
     assert e.value.code == "bad_schema" and "iat" in e.value.message
 
 
