@@ -13,6 +13,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from drivers import BACKENDS
+
 from .errors import ConfigError, SchemaError
 from .schema import Bool, Clock, Int, List, Map, Num, Obj, Str, did_you_mean
 
@@ -20,9 +22,6 @@ DEFAULT_PATH = "/etc/loa-agent/agent.yaml"
 DEVICE_ID = r"[A-Za-z0-9_-]{1,64}"
 AREA = r"[A-Za-z0-9._-]{1,64}"
 
-AUDIO_BACKENDS = ("vlc", "pyaudio", "null")
-GPIO_BACKENDS = ("rpigpio", "gpiod", "sim")
-DISPLAY_BACKENDS = ("none", "png", "framebuffer", "vlc")
 CAPABILITIES = ("speaker", "display")
 
 QUIET_WINDOW = Obj({"from": Clock(), "to": Clock(), "max_volume": Int(min=0, max=100, default=0)})
@@ -105,7 +104,7 @@ SCHEMA = Obj({
         "socket": Str(min_len=1, default="/run/loa-agent/agent.sock"),
     }),
     "audio": Obj({
-        "backend": Str(choices=AUDIO_BACKENDS, default="vlc"),
+        "backend": Str(choices=BACKENDS["audio"], default="vlc"),
         "device": Str(default="default"),
         "default_volume": Int(min=0, max=100, default=80),
         "max_volume": Int(min=0, max=100, default=100),
@@ -121,12 +120,12 @@ SCHEMA = Obj({
     "zones": List(ZONE, min_len=1, max_len=16,
                   default=lambda: [ZONE.check({"name": "main", "relay_pin": 17}, "zones[0]")]),
     "gpio": Obj({
-        "backend": Str(choices=GPIO_BACKENDS, default="sim"),
+        "backend": Str(choices=BACKENDS["gpio"], default="sim"),
         "chip": Str(default="/dev/gpiochip0"),
         "sim_log": Str(optional=True),
     }),
     "display": Obj({
-        "backend": Str(choices=DISPLAY_BACKENDS, default="none"),
+        "backend": Str(choices=BACKENDS["display"], default="none"),
         "png_dir": Str(optional=True),
         "width": Int(min=16, max=8192, default=1920),
         "height": Int(min=16, max=8192, default=1080),

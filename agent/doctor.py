@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config
-from .errors import ConfigError, IpcError
+from .errors import ConfigError, DriverError, IpcError
 
 if TYPE_CHECKING:
     from .store import Store
@@ -180,17 +180,16 @@ def check_secrets(ctx: Context) -> Check:
 def check_broker(ctx: Context) -> Check:
     import ssl
 
-    import paho.mqtt.client as mqtt
-
-    from .link import AUTH_FAILURES, set_credentials
+    from .mqttclient import AUTH_FAILURES, new_client, set_credentials
 
     assert ctx.cfg is not None
     mq, tls = ctx.cfg["mqtt"], ctx.cfg["mqtt"].get("tls")
     where = f"{mq['host']}:{mq['port']}"
-    # Built like agent/link.py's client, but with its own id: reusing the device's would disconnect the daemon.
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
-                         client_id=f"{ctx.cfg['device']['id']}-doctor")
-    client.connect_timeout = BROKER_TIMEOUT_S  # paho applies it to the TCP connect and to the TLS handshake
+    # The link's client, but with its own id: reusing the device's would disconnect the daemon.
+    try:
+        client = new_client(f"{ctx.cfg['device']['id']}-doctor", mq, connect_timeout=BROKER_TIMEOUT_S)
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: a key not matching its cert, a bad PEM
+        return failed(f"cannot load mqtt.tls files: {e}", "check mqtt.tls.ca, mqtt.tls.cert and mqtt.tls.key")
     try:
         set_credentials(client, mq)
     except OSError as e:
@@ -209,11 +208,6 @@ def check_broker(ctx: Context) -> Check:
     client.on_connect, client.on_disconnect = on_connect, on_disconnect
     tls_hint = ("check mqtt.tls.ca (the CA that signed the broker's certificate), that the broker's certificate "
                 "names mqtt.host, and the clock")
-    if tls:
-        try:
-            client.tls_set(ca_certs=tls["ca"], certfile=tls.get("cert"), keyfile=tls.get("key"))
-        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: a key not matching its cert, a bad PEM
-            return failed(f"cannot load mqtt.tls files: {e}", "check mqtt.tls.ca, mqtt.tls.cert and mqtt.tls.key")
     try:
         client.connect(mq["host"], mq["port"], keepalive=30, clean_start=True)
     except ssl.SSLError as e:
@@ -325,17 +319,12 @@ def check_audio(ctx: Context) -> Check:
         if fault:
             return failed(f"the agent reports: {fault['message']}", hint)
         return passed(f"{audio['device']!r} held by the running agent ({audio['backend']}), no audio fault")
-    from drivers.audio.portaudio import PortAudioOutput
+    from drivers.audio.portaudio import probe
 
-    out = PortAudioOutput(audio["device"])
     try:
-        out.open()
+        probe(audio["device"])
     except OSError as e:
         return failed(f"cannot open {audio['device']!r}: {e}", hint)
-    finally:
-        out.close()
-        if out.pa is not None:
-            out.pa.terminate()
     return passed(f"{audio['device']!r} opens (PortAudio, for the {audio['backend']} backend)")
 
 
@@ -400,12 +389,12 @@ def check_display(ctx: Context) -> Check:
             return failed(f"{fb.device}: cannot write (missing or permission denied)",
                           "check display.fb_device (ls /dev/fb*); add the agent's user to the video group")
         return passed(f"{fb.device}: {fb.panel[0]}x{fb.panel[1]}, {fb.bpp} bpp")
-    try:
-        import vlc  # vlc backend: python-vlc finds and loads libvlc at import
+    from drivers.audio.vlc import libvlc_version
 
-        version = vlc.libvlc_get_version().decode()
-    except Exception as e:  # a missing libvlc surfaces as OSError, NameError or NotImplementedError
-        return failed(f"libVLC cannot be loaded: {type(e).__name__}: {e}", "apt install vlc-bin vlc-plugin-base")
+    try:
+        version = libvlc_version()
+    except DriverError as e:
+        return failed(str(e), "apt install vlc-bin vlc-plugin-base")
     return passed(f"libVLC {version} loads")
 
 

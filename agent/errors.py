@@ -1,8 +1,11 @@
-"""One base exception, one subclass per layer (builtins mixed in, as gpiozero does)."""
+"""One base exception, one subclass per layer (builtins mixed in, as gpiozero does).
 
+LoaError and DriverError live in the driver layer (drivers/errors.py) and are re-exported here.
+"""
 
-class LoaError(Exception):
-    """Base of every error the agent raises on purpose."""
+from drivers.errors import DriverError, LoaError
+
+__all__ = ["ConfigError", "DriverError", "IpcError", "LoaError", "Rejection", "SchemaError"]
 
 
 class ConfigError(LoaError, ValueError):
@@ -31,10 +34,6 @@ class Rejection(LoaError):
         self.message = message
         self.jti = jti
         self.type = type_
-
-
-class DriverError(LoaError, RuntimeError):
-    """A driver could not be loaded or failed."""
 
 
 class IpcError(LoaError, OSError):

@@ -22,12 +22,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from . import __version__
 from .messages import LinkConnected, LinkDisconnected, LinkMessage, LinkPublished, LinkRefused, Post
+from .mqttclient import AUTH_FAILURES, new_client, set_credentials
 from .timeutil import rfc3339
 from .topics import Topics
 
 log = logging.getLogger("agent.link")
-
-AUTH_FAILURES = {134, 135, 138, 140}  # bad user name or password, not authorized, banned, bad auth method
 
 
 def _guarded(fn: Callable) -> Callable:
@@ -64,14 +63,9 @@ class Link:
 
     # --- set-up -----------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.device_id, protocol=mqtt.MQTTv5,
-                        manual_ack=True)
-        c.connect_timeout = 10.0
+        c = new_client(self.device_id, self.cfg, manual_ack=True)
         c.max_inflight_messages_set(20)
         c.will_set(self.topics.status, self._status("lost"), qos=1, retain=True)
-        tls = self.cfg.get("tls")
-        if tls:
-            c.tls_set(ca_certs=tls["ca"], certfile=tls.get("cert"), keyfile=tls.get("key"))
         c.on_connect = _guarded(self._on_connect)
         c.on_disconnect = _guarded(self._on_disconnect)
         c.on_message = _guarded(self._on_message)
@@ -242,13 +236,3 @@ class Link:
         if qos > 0 and generation == self.generation and self.connected:
             self.client.ack(mid, qos)
 
-
-def set_credentials(client: mqtt.Client, mq: dict) -> None:
-    """mqtt.username with the password read from mqtt.password_file now (OSError if it cannot be read)."""
-    if not mq.get("username"):
-        return
-    password = None
-    if mq.get("password_file"):
-        with open(mq["password_file"], encoding="utf-8") as f:
-            password = f.read().strip()
-    client.username_pw_set(mq["username"], password)

@@ -29,6 +29,8 @@ from operator import mul
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from drivers.audio.capture import record
+
 from .audio.arbiter import Play
 from .messages import Call
 from .runtime import Result, Runtime
@@ -54,7 +56,6 @@ DAILY_LATE_S = 600.0  # a daily run found this late (the clock jumped) is skippe
 DAILY_RETRY_S = 300.0  # the box was busy (a programme, an alert): try again this much later ...
 DAILY_RETRIES = 12  # ... this many times, then skip the day
 CALIBRATION_FILE = "selftest_calibration.json"
-RATES = ((48000, 1), (48000, 2), (44100, 1), (44100, 2))  # what the microphone is asked for, in order
 
 
 # --- measuring (pure: the worker thread and the tests use it) ------------------------------------------
@@ -99,50 +100,6 @@ def heard(fig: dict) -> bool:
 
 def _db(power: float) -> float:
     return max(FLOOR_DB, 10 * math.log10(power)) if power > 0 else FLOOR_DB
-
-
-def record(device: str, stop: threading.Event, max_s: float) -> tuple[array, int]:
-    """Record mono S16 from an ALSA capture device (PyAudio) until `stop` is set or `max_s` have been read."""
-    import pyaudio
-
-    from drivers.audio.portaudio import _quiet_stderr
-
-    with _quiet_stderr():  # PortAudio's ALSA probing prints its complaints to fd 2
-        pa = pyaudio.PyAudio()
-    try:
-        index = _input_index(pa, device)
-        stream, error = None, None
-        for rate, channels in RATES:
-            try:
-                stream = pa.open(format=pyaudio.paInt16, channels=channels, rate=rate, input=True,
-                                 input_device_index=index, frames_per_buffer=int(rate * BLOCK_S))
-                break
-            except (OSError, ValueError) as e:
-                error = e
-        if stream is None:
-            raise OSError(f"cannot open {device!r} for capture: {error}")
-        samples, limit, block = array("h"), int(max_s * rate), int(rate * BLOCK_S)
-        try:
-            while len(samples) < limit and not stop.is_set():
-                chunk = array("h", stream.read(block, exception_on_overflow=False))
-                samples.extend(chunk[0::channels] if channels > 1 else chunk)
-        finally:
-            stream.close()
-        return samples, rate
-    finally:
-        pa.terminate()
-
-
-def _input_index(pa: Any, device: str) -> int | None:
-    if device == "default":
-        return None
-    inputs = [(i, pa.get_device_info_by_index(i)) for i in range(pa.get_device_count())]
-    inputs = [(i, d["name"]) for i, d in inputs if d.get("maxInputChannels", 0) > 0]
-    for match in (lambda name: name == device, lambda name: f"({device})" in name, lambda name: device in name):
-        for i, name in inputs:
-            if match(name):
-                return i
-    raise OSError(f"no capture device named {device!r} (inputs: {', '.join(n for _, n in inputs) or 'none'})")
 
 
 # --- the daily run's time (pure) ---------------------------------------------------------------------

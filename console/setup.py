@@ -20,7 +20,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["loa_console", "loa_console.*"]),
     install_requires=[
-        "loa-agent",  # agent.topics (topic names) and agent.link.set_credentials: install it from the same checkout
+        "loa-agent",  # agent.topics and agent.mqttclient (the paho client): install it from the same checkout
         "paho-mqtt>=2.1,<3",
         "PyJWT[crypto]>=2.8,<3",  # EdDSA signing; brings cryptography (the Ed25519 keys)
         "PyYAML>=6",  # schedule files

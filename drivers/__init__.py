@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from agent.errors import DriverError
+from drivers.errors import DriverError
 
 BACKENDS: dict[str, tuple[str, ...]] = {
     "audio": ("vlc", "pyaudio", "null"),

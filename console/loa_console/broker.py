@@ -12,7 +12,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from agent.link import set_credentials
+from agent.mqttclient import new_client, set_credentials
 
 from . import PROG
 
@@ -20,8 +20,8 @@ Callback = Callable[[str, bytes, bool], None]
 
 
 class Broker:
-    """A thin paho-mqtt 2 client (MQTT 5), built like the box's (agent/link.py: callback API 2, MQTTv5,
-    tls_set, set_credentials): connects on construction, publishes with PUBACK, watches topics.
+    """A thin paho-mqtt 2 client (MQTT 5), built by the box's own builder (agent/mqttclient.py):
+    connects on construction, publishes with PUBACK, watches topics.
 
     Subscriptions made with watch() are renewed when paho reconnects.
     """
@@ -38,17 +38,14 @@ class Broker:
         self._pubacks: dict[int, Any] = {}
         self._watches: dict[str, Callback] = {}
         self._closed = False
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                        client_id=client_id or f"loa-console-{os.getpid()}-{uuid.uuid4().hex[:8]}",
-                        protocol=mqtt.MQTTv5)
-        c.connect_timeout = connect_timeout
-        c.reconnect_delay_set(0.2, 5)
-        if tls_ca or cert:
-            c.tls_set(ca_certs=str(tls_ca) if tls_ca else None, certfile=str(cert) if cert else None,
-                      keyfile=str(key) if key else None)
+        mq = {"tls": {"ca": tls_ca, "cert": cert, "key": key} if tls_ca or cert else None,
+              "username": username, "password_file": password_file}
         if password_file and not username:
             raise ValueError("a password file needs a username")
-        set_credentials(c, {"username": username, "password_file": password_file})  # as the box's link does
+        c = new_client(client_id or f"loa-console-{os.getpid()}-{uuid.uuid4().hex[:8]}", mq,
+                       connect_timeout=connect_timeout)  # the box's own client (agent/mqttclient.py)
+        c.reconnect_delay_set(0.2, 5)
+        set_credentials(c, mq)
         c.on_connect = self._on_connect
         c.on_subscribe = self._on_subscribe
         c.on_publish = self._on_publish

@@ -66,6 +66,17 @@ class PortAudioOutput(Output):
         self.running = False
 
 
+def probe(device: str) -> None:
+    """Open and close `device` as the agent will (`loa doctor`); OSError says why it cannot."""
+    out = PortAudioOutput(device)
+    try:
+        out.open()
+    finally:
+        out.close()
+        if out.pa is not None:
+            out.pa.terminate()
+
+
 class _quiet_stderr:
     def __enter__(self) -> None:
         self.saved = os.dup(2)

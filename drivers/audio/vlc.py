@@ -11,6 +11,7 @@ import ctypes
 import queue
 import threading
 
+from ..errors import DriverError
 from .base import CHANNELS, RATE, Audio, BufferedTrack, File, Output, Stream, Track
 from .portaudio import PortAudioOutput
 
@@ -21,6 +22,14 @@ def _vlc():  # python-vlc loads libVLC: only on the first file or stream, not at
     import vlc
 
     return vlc
+
+
+def libvlc_version() -> str:
+    """libVLC's version, loading it as the backends will (`loa doctor`); DriverError when it cannot load."""
+    try:
+        return _vlc().libvlc_get_version().decode()
+    except Exception as e:  # a missing libvlc surfaces as OSError, NameError or NotImplementedError
+        raise DriverError(f"libVLC cannot be loaded: {type(e).__name__}: {e}") from e
 
 
 class VlcTrack(BufferedTrack):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageMath
 
-from agent.errors import DriverError
+from drivers.errors import DriverError
 
 from .base import Display
 from .power import Power

@@ -3,7 +3,7 @@
     pcm.mic { type file; slave.pcm "null"; file "/dev/null"; infile "HOME/mic.raw"; format "raw" }
 
 The plugin reads `infile` as raw samples in whatever format the application opened the device with; the agent
-asks for 48 kHz mono S16 first (agent/selftest.py RATES), which `null` accepts, so the file holds 48 kHz mono
+asks for 48 kHz mono S16 first (drivers/audio/capture.py RATES), which `null` accepts, so the file holds 48 kHz mono
 S16LE. The device is opened afresh for each zone, so every recording starts at the file's beginning. Reads
 are not paced (`null` is not a clock): a recording returns at once, holding what the file holds.
 `feed` replaces the file atomically, so the next recording hears the new sound.
