@@ -1,4 +1,4 @@
-"""`loa-console`'s command line: ``loa-console [global options] {keygen,send,schedule,watch,pki} ...``.
+"""`loa-console`'s command line: ``loa-console [global options] {keygen,send,schedule,watch,pki,bundle} ...``.
 
 Errors print ``loa-console: error: ...`` on stderr; exit 2 for usage and
 configuration problems, 1 for a broker problem, a timeout or a refused command.
@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import platform
 import queue
 import sys
 import time
@@ -18,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from agent import topics
+from agent.bundle import BundleError, open_bundle
 
 from . import PROG
 from .broker import Broker
+from .bundle import BuildError, build_bundle, default_source
 from .keys import generate_keypair, load_private_key, make_claims, sign
 from .pki import DEFAULT_SAN, RESERVED, PkiError, make_pki, revoke
 
@@ -106,6 +109,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--revoke", action="append", default=[], metavar="DEVICE",
                    help="revoke this device's certificate and write crl.pem (valid --days; the broker's crlfile), "
                         "repeatable")
+
+    p = sub.add_parser("bundle", help="build a signed release bundle of the agent, for the update command",
+                       description="A release of the agent and all its dependencies as wheels, with a manifest "
+                                   "signed by a release key (docs/protocol.md, \"Release bundles\"). Prints the "
+                                   "bundle's path, version, size and sha256 (the update command names the sha256).")
+    p.add_argument("--key", required=True, help="the release key, a PEM file (not a command key)")
+    p.add_argument("--kid", help="its key id (default: the key file's name)")
+    p.add_argument("--source", metavar="DIR", help="the agent's source tree (default: this checkout)")
+    p.add_argument("--version", metavar="V", help="release version, stamped into a copy of agent/__init__.py "
+                                                  "(default: the source's own)")
+    p.add_argument("--wheels", metavar="DIR", help="dependency wheels already built, used first (pip's "
+                                                   "--find-links; with PIP_NO_INDEX=1 for an offline build)")
+    p.add_argument("--out", metavar="FILE|DIR", default=".",
+                   help="the bundle file, or a directory for loa-agent-VERSION.tar (default: .)")
+    p.add_argument("--python", metavar="X.Y", help="the target's Python (default: this one; pip builds for it)")
+    p.add_argument("--machine", metavar="M", help="the target's platform.machine() (default: this machine's)")
 
     p = sub.add_parser("watch", parents=[common], help="print acks, status, heartbeats and events")
     p.add_argument("--device", metavar="ID", help="only this device (default: all)")
@@ -213,6 +232,37 @@ def cmd_pki(args: argparse.Namespace) -> int:
             raise Failure(str(e)) from None
         print(f"revoked {', '.join(args.revoke)}: {crl} (crlfile in loa.conf; restart mosquitto; make it again "
               f"within {args.days} days, or the broker refuses every certificate)")
+    return 0
+
+
+# bundle
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    key_path = Path(args.key)
+    kid = args.kid or key_path.stem
+    here = {"python": f"{sys.version_info[0]}.{sys.version_info[1]}", "machine": platform.machine()}
+    for what, mine in here.items():
+        theirs = getattr(args, what)
+        if theirs and theirs != mine:
+            print(f"{PROG}: note: --{what} {theirs} labels wheels built for this {what}, {mine}", file=sys.stderr)
+    try:
+        path, sha256 = build_bundle(Path(args.source) if args.source else default_source(), Path(args.out),
+                                    key_path, kid, version=args.version,
+                                    wheels=Path(args.wheels) if args.wheels else None,
+                                    python=args.python, machine=args.machine)
+        # As a box will check it, with the public half of the key that signed it.
+        manifest = open_bundle(path, {kid: load_private_key(key_path).public_key()})
+    except FileNotFoundError as e:
+        raise UsageError(f"no such file: {e.filename}") from None
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    except (BuildError, BundleError, OSError) as e:
+        raise Failure(str(e)) from None
+    print(f"bundle:  {path.resolve()}")
+    print(f"version: {manifest.version} (Python {manifest.python}, {manifest.machine}; "
+          f"{len(manifest.files)} wheels; signed by {kid})")
+    print(f"size:    {path.stat().st_size} bytes")
+    print(f"sha256:  {sha256}")
     return 0
 
 
@@ -485,6 +535,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "schedule": cmd_schedule,
     "watch": cmd_watch,
     "pki": cmd_pki,
+    "bundle": cmd_bundle,
 }
 
 
