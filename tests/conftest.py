@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Mosquitto, provincial keys, the real agent process, the province's client."""
+"""Shared fixtures: a real Mosquitto, provincial keys, the real agent process, the province's client, release keys
+and real release bundles (support/bundles.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.agentproc import Agent, audio_config
+from support.bundles import make_bundle, release_keys  # noqa: F401 (fixtures)
 from support.mosquitto import Mosquitto
 from support.province import Province
 from support.tap import Tap
