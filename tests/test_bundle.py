@@ -116,12 +116,12 @@ def test_a_real_bundle_with_something_added_is_rejected(good, trusted, tmp_path:
 def test_the_cli_builds_prints_and_labels_a_bundle_for_another_machine(make_bundle: Bundles, release_keys, trusted,
                                                                        tmp_path: Path, capsys) -> None:
     argv = ["bundle", "--key", str(release_keys["rel-2"]), "--source", str(ROOT), "--version", "0.3.0",
-            "--wheels", str(make_bundle.wheels), "--out", str(tmp_path), "--machine", "armv7l"]
+            "--wheels", str(make_bundle.wheels), "--out", str(tmp_path / "dist"), "--machine", "armv7l"]
     assert cli.main(argv) == 0
     out, err = capsys.readouterr()
     fields = dict(re.findall(r"^(\w+): +(.*)$", out, re.M))
     path = Path(fields["bundle"])
-    assert path == tmp_path / "loa-agent-0.3.0.tar"
+    assert path == tmp_path / "dist" / "loa-agent-0.3.0.tar"  # --out: a directory, made
     assert fields["version"].startswith("0.3.0 (Python 3.11, armv7l;") and "signed by rel-2" in fields["version"]
     assert fields["size"] == f"{path.stat().st_size} bytes" and fields["sha256"] == sha256(path)
     assert "--machine armv7l" in err

@@ -8,7 +8,10 @@ signing and publishing tool. Topic names come from the agent's `agent.topics`.
             sign(claims, private_key, kid) -> compact JWS
     pki     make_pki(directory, devices, san=..., days=...), revoke(directory, devices, days=...) -> crl.pem
     broker  Broker(host, port, ...): publish(), watch(), close(); a context manager
-    cli     main(argv) -> exit status: keygen, send, schedule, watch, pki
+    bundle  build_bundle(source, out, key_path, kid, *, version=None, wheels=None, python=None, machine=None)
+            -> (path, sha256): a signed release bundle; pack(wheels, out, private_key, kid, ...) -> path;
+            sign_manifest(data, private_key, kid) -> detached JWS
+    cli     main(argv) -> exit status: keygen, send, schedule, watch, pki, bundle
 """
 
 __version__ = "0.1.0"

@@ -48,7 +48,7 @@ def default_source() -> Path:
 def build_bundle(source: Path, out: Path, key_path: Path, kid: str, *, version: str | None = None,
                  wheels: Path | None = None, python: str | None = None,
                  machine: str | None = None) -> tuple[Path, str]:
-    """Build loa-agent-<version>.tar from source (in out when it is a directory, else as out).
+    """Build loa-agent-<version>.tar from source: out is the file when it ends in .tar, else a directory for it.
 
     version stamps agent/__init__.py in a copy (default: the source's own); wheels is a directory of dependency
     wheels already built (pip's --find-links); python and machine label the target (default: this interpreter
@@ -71,13 +71,15 @@ def build_bundle(source: Path, out: Path, key_path: Path, kid: str, *, version: 
 def pack(wheels: Path, out: Path, private_key: Any, kid: str, *, python: str | None = None,
          machine: str | None = None) -> Path:
     """The bundle of the wheels in a directory, one of them loa-agent's (whose version names the release):
-    the manifest, its signature and the tar, written to out (or out/loa-agent-<version>.tar)."""
+    the manifest, its signature and the tar, written to out when it ends in .tar, else to the directory out
+    (made if needed) as loa-agent-<version>.tar."""
     manifest = _manifest(wheels, python, machine)
     data = json.dumps(manifest, indent=2).encode() + b"\n"
-    target = out / f"loa-agent-{manifest['version']}.tar" if out.is_dir() else out
-    _write_tar(target, [(fmt.MANIFEST, data), (fmt.SIGNATURE, sign_manifest(data, private_key, kid).encode())],
-               wheels)
-    return target
+    if out.is_dir() or out.suffix != ".tar":  # so that `--out dist/` is a directory even before it exists
+        out.mkdir(parents=True, exist_ok=True)
+        out = out / f"loa-agent-{manifest['version']}.tar"
+    _write_tar(out, [(fmt.MANIFEST, data), (fmt.SIGNATURE, sign_manifest(data, private_key, kid).encode())], wheels)
+    return out
 
 
 def sign_manifest(data: bytes, private_key: Any, kid: str) -> str:

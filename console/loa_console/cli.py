@@ -122,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wheels", metavar="DIR", help="dependency wheels already built, used first (pip's "
                                                    "--find-links; with PIP_NO_INDEX=1 for an offline build)")
     p.add_argument("--out", metavar="FILE|DIR", default=".",
-                   help="the bundle file, or a directory for loa-agent-VERSION.tar (default: .)")
+                   help="the bundle file (a name ending in .tar), or a directory for loa-agent-VERSION.tar "
+                        "(default: .)")
     p.add_argument("--python", metavar="X.Y", help="the target's Python (default: this one; pip builds for it)")
     p.add_argument("--machine", metavar="M", help="the target's platform.machine() (default: this machine's)")
 
