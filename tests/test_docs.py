@@ -98,3 +98,21 @@ def test_play_end_example_has_the_players_fields():
     proof = proof_of_play(Play(id="a7", source={"kind": "tone", "name": "siren"}, started_at=1.0), ["main"])
     doc = examples()["play.end"]["data"]
     assert set(proof) | {"ended", "seconds", "completed", "reason", "plays"} == set(doc)
+
+
+def test_bundle_examples_are_what_the_builder_writes_and_the_verifier_accepts(tmp_path, release_keys):
+    import jwt
+    from support.bundles import member, read_members, resign, tiny_bundle, write_members
+
+    from agent.bundle import load_release_keys, open_bundle
+
+    doc, header = examples()["bundle-manifest"], examples()["bundle-signature-header"]
+    built = dict((i.name, d) for i, d in read_members(tiny_bundle(tmp_path, release_keys["rel-1"], "rel-1")))
+    assert json.loads(built["manifest.json"]).keys() == doc.keys()
+    assert jwt.get_unverified_header(built["manifest.sig"].decode()) == header
+    # The example itself, signed, with wheels of its sizes: the verifier takes it (extract would check the sha256).
+    signed = resign([member(name, data) for name, data in built.items() if name.startswith("manifest.")],
+                    release_keys["rel-1"], "rel-1", lambda m: (m.clear(), m.update(doc)))
+    wheels = [member(name, bytes(entry["size"])) for name, entry in doc["files"].items()]
+    trusted = load_release_keys({"rel-1": release_keys["rel-1"].with_suffix(".pub")})
+    assert open_bundle(write_members(tmp_path / "doc.tar", signed + wheels), trusted).raw == doc
