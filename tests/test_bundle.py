@@ -1,5 +1,5 @@
 """Real release bundles of this very checkout (pip wheel, every dependency), built by `loa-console bundle` and
-checked by the box's verifier. The rules one by one, on tiny bundles: tests/unit/test_bundle.py."""
+checked by the box's verifier. The rules one by one, on tiny bundles: tests/unit/test_bundle_rules.py."""
 
 from __future__ import annotations
 
