@@ -32,7 +32,7 @@ from .keys import KID, load_private_key
 # skipped as well: they cannot be copied.
 SKIP = ("build", "dist", "*.egg-info", ".git", ".venv", "console", "__pycache__", ".*_cache", ".demo")
 VERSION_LINE = re.compile(r'^__version__ = "[^"]*"$', re.M)
-VERSION_CHARS = re.compile(r"[A-Za-z0-9.+!_-]+")  # pip normalises the rest; this only keeps the line Python
+VERSION_CHARS = re.compile(r"[A-Za-z0-9.+!_-]+")  # PEP 440's characters only: it is written into Python source
 PIP_TAIL = 25  # lines of pip's output in an error
 
 
