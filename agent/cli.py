@@ -76,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("test", parents=[common], help="a chime and a 1 kHz tone through every zone")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("update", parents=[common], help="software update: status, rollback, or install a signed "
+                       "bundle from a FILE (USB stick) or a URL")
+    p.add_argument("what", nargs="?", default="status", help="status (default), rollback, a bundle file or a URL")
+    p.add_argument("--sha256", help="the bundle's SHA-256 (required with a URL)")
+    p.add_argument("--version", dest="bundle_version", help="the bundle's version (required with a URL)")
+    p.add_argument("--allow-downgrade", action="store_true", help="install even if older than the running version")
+    p.add_argument("--json", action="store_true")
 
     args = ap.parse_args(argv)
     path = getattr(args, "config", None) or os.environ.get("LOA_CONFIG", config.DEFAULT_PATH)
@@ -331,6 +338,60 @@ def cmd_display(args: argparse.Namespace, path: str) -> int:
     return 0
 
 
+def cmd_update(args: argparse.Namespace, path: str) -> int:
+    if args.what == "rollback":
+        out = _command(path, "update.rollback")
+        print(f"loa: rolling back to {out['version']} (from {out['previous']}); the agent restarts")
+        return 0
+    if args.what != "status":
+        params: dict[str, Any] = {"allow_downgrade": args.allow_downgrade or None}
+        if "://" in args.what:
+            if not (args.sha256 and args.bundle_version):
+                raise IpcError("an update from a URL needs --sha256 and --version (as the update command does)")
+            params.update(url=args.what, sha256=args.sha256, version=args.bundle_version)
+        else:  # a file: its signature is checked here first (so the technician knows now), and again by the agent
+            from pathlib import Path
+
+            from .bundle import BundleError, load_release_keys, open_bundle
+            from .media import sha256_file
+
+            bundle = Path(args.what).resolve()
+            try:
+                manifest = open_bundle(bundle, load_release_keys(config.load(path)["security"]["release_keys"]))
+            except (BundleError, OSError) as e:
+                print(f"loa: error: {bundle}: {e}", file=sys.stderr)
+                return 2
+            params.update(url=bundle.as_uri(), sha256=sha256_file(bundle), version=manifest.version)
+        out = _command(path, "update", **params)
+        if out["status"] not in ("accepted", "done"):
+            print(f"loa: update: {out['status']} ({out['code']}): {out['message']}", file=sys.stderr)
+            return 1
+        print(f"loa: update to {params['version']} {out['status']} (id {out['id']}): follow it with "
+              "`loa update status`")
+        return 0
+    st = _ask(path, "update_status")
+
+    def human(o: dict) -> None:
+        if not o["layout"]:
+            print(f"running {o['running']}, not from a release layout: this agent cannot update itself")
+            return
+        print(f"running {o['running']} (current {o['current']}, previous {o['previous'] or '-'}); committed "
+              f"{o.get('committed') or '-'}, highest {o.get('highest') or '-'}")
+        print(f"installed: {', '.join(o['installed'])}  ({o['layout']})")
+        job, pending, last = o["job"], o.get("pending"), o.get("last")
+        if job:
+            size = f"/{job['size'] / 2**20:.1f}" if job["size"] else ""
+            print(f"update to {job['version']}: {job['phase']} {job['detail']} ({job['bytes'] / 2**20:.1f}{size} MB)")
+        if pending:
+            print(f"health gate: {pending['version']} on trial (start {pending['boots']} of {pending['max_boots']})")
+        if last:
+            print(f"last update: {last['version']} {last['outcome']}" + (f": {last['reason']}" if last.get("reason")
+                                                                         else ""))
+
+    _print(st, args.json, human)
+    return 0
+
+
 def cmd_selftest(args: argparse.Namespace, path: str) -> int:
     from .selftest import cli
 
@@ -346,7 +407,7 @@ def cmd_doctor(args: argparse.Namespace, path: str) -> int:
 COMMANDS = {"cache": cmd_cache, "status": cmd_status, "config": cmd_config, "logs": cmd_logs, "restart": cmd_restart,
             "play": cmd_play, "say": cmd_say, "stop": cmd_stop, "volume": cmd_volume, "amp": cmd_amp,
             "test": cmd_test, "schedule": cmd_schedule, "display": cmd_display,
-            "selftest": cmd_selftest, "doctor": cmd_doctor}
+            "selftest": cmd_selftest, "doctor": cmd_doctor, "update": cmd_update}
 
 if __name__ == "__main__":
     sys.exit(main())

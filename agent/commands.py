@@ -20,6 +20,7 @@ from .display.scenes import Scene
 from .errors import Rejection, SchemaError
 from .runtime import Result
 from .schema import Bool, Field, Int, List, Num, Obj, Str
+from .updater import UPDATE
 
 if TYPE_CHECKING:
     from .core import Core
@@ -38,6 +39,8 @@ class Command:
     # Runs before the durable record and the PUBACK (the record follows at once): an emergency's first
     # sample must not wait for an fsync.
     urgent: Callable[[Any], bool] | None = None
+    # Still finished after a restart past its `exp`: an update restarts the agent on purpose, mid-command.
+    outlives_exp: bool = False
 
     def check(self, params: dict) -> Any:
         if isinstance(self.params, Field):
@@ -50,9 +53,11 @@ class Registry:
         self.commands: dict[str, Command] = {}
 
     def command(self, type_: str, params: Any = None, *, long: bool = False,
-                urgent: Callable[[Any], bool] | None = None) -> Callable[[Handler], Handler]:
+                urgent: Callable[[Any], bool] | None = None,
+                outlives_exp: bool = False) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
-            self.commands[type_] = Command(type_, params if params is not None else Obj({}), fn, long, urgent)
+            self.commands[type_] = Command(type_, params if params is not None else Obj({}), fn, long, urgent,
+                                           outlives_exp)
             return fn
         return register
 
@@ -213,3 +218,14 @@ def selftest(core: Core, msg: Message, params: dict) -> None:
 def amp(core: Core, msg: Message, params: dict) -> Result:
     zones = core.parts.player.amp.force(params["on"], _zones(core.cfg, params.get("zones")))
     return Result(result={"zones": zones, **core.parts.player.amp.state()})
+
+
+# --- software updates (agent/updater.py) -----------------------------------------------------------
+@REGISTRY.command("update", UPDATE, long=True, outlives_exp=True)
+def update(core: Core, msg: Message, params: dict) -> Result | None:
+    return core.parts.updater.handle(msg, params)
+
+
+@REGISTRY.command("update.rollback")
+def update_rollback(core: Core, msg: Message, params: dict) -> Result:
+    return core.parts.updater.rollback(msg)

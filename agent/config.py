@@ -95,6 +95,8 @@ SCHEMA = Obj({
     "security": Obj({
         "require_signed": Bool(default=True),
         "keys": Map(Str(min_len=1), key=Str(pattern=r"[A-Za-z0-9._-]{1,64}"), default=dict),
+        # Release keys sign software bundles (agent/bundle.py): never the keys that sign commands.
+        "release_keys": Map(Str(min_len=1), key=Str(pattern=r"[A-Za-z0-9._-]{1,64}"), default=dict),
         "max_clock_skew_s": Int(min=0, max=86400, default=300),
         "max_lifetime_s": Int(min=1, max=30 * 86400, default=86400),
         "max_payload_bytes": Int(min=1024, max=16 * 1024 * 1024, default=256 * 1024),
@@ -172,6 +174,12 @@ SCHEMA = Obj({
     "maintenance": Obj({
         "restart_window": Obj({"from": Clock(), "to": Clock()}, optional=True),  # nightly restart, e.g. 02:00-04:00
     }),
+    "update": Obj({
+        "health_timeout_s": Num(min=1, max=86400, default=300.0),  # the new version must stay healthy this long
+        "max_boots": Int(min=1, max=20, default=3),  # starts of a new version before loa-boot rolls it back
+        "retry_s": Num(min=0.05, max=3600, default=10.0),  # waiting for an alert or a programme to end
+        "download_retries": Int(min=0, max=20, default=3),
+    }),
     "log": Obj({
         "level": Str(choices=("debug", "info", "warning", "error"), default="info"),
         "buffer_lines": Int(min=10, max=100000, default=2000),
@@ -220,7 +228,8 @@ def _resolve_paths(cfg: dict, base_dir: Path) -> None:
     def fix(v: str | None) -> str | None:
         return None if v is None else str((base_dir / Path(v).expanduser()).resolve())
 
-    cfg["security"]["keys"] = {k: fix(v) for k, v in cfg["security"]["keys"].items()}
+    for keys in ("keys", "release_keys"):
+        cfg["security"][keys] = {k: fix(v) for k, v in cfg["security"][keys].items()}
     mq = cfg["mqtt"]
     mq["password_file"] = fix(mq.get("password_file"))
     if mq.get("tls"):
@@ -237,8 +246,13 @@ def _cross_checks(cfg: dict) -> list[str]:
     sec, mq = cfg["security"], cfg["mqtt"]
     if sec["require_signed"] and not sec["keys"]:
         problems.append("security.keys: at least one provincial public key is required when require_signed is true")
-    for kid, path in sec["keys"].items():
-        problems += _file_problems(f"security.keys.{kid}", path, secret=False)
+    for keys in ("keys", "release_keys"):
+        for kid, path in sec[keys].items():
+            problems += _file_problems(f"security.{keys}.{kid}", path, secret=False)
+    for kid in set(sec["keys"]) & set(sec["release_keys"]):
+        if sec["keys"][kid] == sec["release_keys"][kid]:
+            problems.append(f"security.release_keys.{kid}: the same key signs commands; a release key must be "
+                            "its own, so that a stolen command key cannot install software")
     if mq.get("password_file"):
         problems += _file_problems("mqtt.password_file", mq["password_file"], secret=True)
         if not mq.get("username"):

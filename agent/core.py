@@ -51,8 +51,15 @@ if TYPE_CHECKING:
     from .sensors import Sensors
     from .services import Services
     from .store import Store
+    from .updater import Updater
 
 log = logging.getLogger("agent.core")
+
+
+def self_check(store: Store, link: Link | None) -> bool:
+    """The agent's own checks, which feed the watchdog and an update's health gate: SQLite answers and the
+    MQTT link's thread lives."""
+    return store.check() and (link is None or link.alive())
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class Parts:
     sensors: Sensors
     monitor: Monitor
     maintenance: Maintenance
+    updater: Updater
     board: Board | None  # on a box with the display capability
 
 
@@ -152,7 +160,7 @@ class Core:
             self.rt.emit_event("store.recovered", self.store.recovered)
         self.loop.call_later(0, self.envelope.warm_up)
         p = self.parts
-        for part in (p.player, p.scheduler, p.prefetcher, p.board, p.sensors, p.monitor):
+        for part in (p.player, p.scheduler, p.prefetcher, p.board, p.sensors, p.monitor, p.updater):
             if part is not None:
                 part.start()
         interval = self.notifier.watchdog_interval() if self.notifier else None
@@ -166,7 +174,7 @@ class Core:
 
     def _watchdog(self) -> None:
         # WATCHDOG=1 only while our own checks pass: this loop runs, SQLite answers, the link thread lives.
-        if self.store.check() and (self.link is None or self.link.alive()):
+        if self_check(self.store, self.link):
             self.notify("WATCHDOG=1")
         else:
             log.error("self-check failed; withholding the watchdog ping so systemd restarts the agent")
@@ -299,7 +307,7 @@ class Core:
                 continue
             msg = Message(jti=jti, type=claims["type"], iat=claims["iat"], exp=claims.get("exp"),
                           params=claims.get("params", {}), claims=claims, topic=topic)
-            if msg.exp is not None and msg.exp < self.clock():
+            if msg.exp is not None and msg.exp < self.clock() and not command.outlives_exp:
                 self.complete(msg, Result("failed", "expired", "expired while the agent was down"))
                 continue
             log.info("[%s] resuming %s recorded before a restart", jti, msg.type)

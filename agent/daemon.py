@@ -35,7 +35,7 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     from .audio.amp import Amp
     from .audio.player import Player
     from .audio.tts import Speaker
-    from .core import Core, Parts
+    from .core import Core, Parts, self_check
     from .faults import Faults
     from .health import Health
     from .link import Link
@@ -45,11 +45,13 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     from .monitor import Monitor
     from .outbox import Outbox
     from .prefetch import Prefetcher
+    from .releases import running_layout
     from .scheduler import Scheduler
     from .selftest import SelfTest
     from .sensors import Sensors
     from .services import Services
     from .topics import Topics
+    from .updater import Updater
 
     boot_id = boot_id or str(uuid.uuid4())
     state = Path(cfg["paths"]["state_dir"])
@@ -83,9 +85,12 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     sensors = Sensors(rt, gpio, amp)
     maintenance = Maintenance(rt, player, alerts)
     monitor = Monitor(rt, health, then=(outbox.flush_unwritten, sensors.check_amp, maintenance.tick))
+    updater = Updater(rt, layout=running_layout(), cache=cache, player=player, alerts=alerts,
+                      healthy=lambda: self_check(store, link),
+                      online=lambda: link is not None and link.generation > 0)
     parts = Parts(player=player, scheduler=scheduler, prefetcher=prefetcher, alerts=alerts,
                   selftest=SelfTest(rt, player=player, amp=amp, gpio=gpio), sensors=sensors, monitor=monitor,
-                  maintenance=maintenance, board=board)
+                  maintenance=maintenance, updater=updater, board=board)
     return Core(rt, store, parts, health, link=link, boot_id=boot_id, notifier=notifier, ring=ring)
 
 
@@ -151,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("stopped%s", " for a restart" if core.restart_requested else "")
     if core.restart_requested:
         logging.shutdown()
+        from .releases import running_layout
+
+        layout = running_layout()
+        if layout is not None:  # through loa-boot: it counts the start and may switch the release
+            os.execv(layout.boot, [str(layout.boot), "--config", args.config])
         os.execv(sys.executable, [sys.executable, "-m", "agent", "--config", args.config])
     return 0
 

@@ -20,7 +20,7 @@ from .messages import IpcRequest, Post
 
 log = logging.getLogger("agent.ipc")
 
-OPS = {"status", "logs", "command", "play_file", "test", "schedule", "cache", "display", "sim_drive"}
+OPS = {"status", "logs", "command", "play_file", "test", "schedule", "cache", "display", "sim_drive", "update_status"}
 
 
 class Reply:

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent.local")
 
 # The commands a technician may run locally; those that answer only when they end are waited for.
-COMMANDS = {"play", "stop", "volume", "amp", "restart", "selftest", "display.power", "display.clear"}
+COMMANDS = {"play", "stop", "volume", "amp", "restart", "selftest", "display.power", "display.clear", "update",
+            "update.rollback"}
 WAITED = {"selftest", "display.power"}
 
 
@@ -118,6 +119,9 @@ class LocalOps:
             "outbox_pending": core.store.outbox_count(), "faults": core.faults.active(),
             "heartbeat": core.heartbeat(advance=False), "audio": self.parts.player.state(),
         }
+
+    def op_update_status(self) -> dict:
+        return self.parts.updater.status()
 
     def op_logs(self, lines: int = 200) -> dict:
         return {"lines": self.core.log_tail(lines)}

@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent.maintenance")
 
 
+def idle(player: Player, alerts: Alerts) -> bool:
+    """Nothing plays, nothing is queued and no alert is active: a restart or an update may take the box now."""
+    state = player.state()
+    return state["state"] == "idle" and not state["queued"] and not alerts.active
+
+
 class Maintenance:
     def __init__(self, rt: Runtime, player: Player, alerts: Alerts):
         self.rt, self.player, self.alerts = rt, player, alerts
@@ -46,10 +52,8 @@ class Maintenance:
         w = self.window(now)
         if w is None or not w[0] + self.spread * (w[1] - w[0]) <= now < w[1] or self.started_at >= w[0]:
             return
-        if self.player.state()["state"] != "idle":
+        if not idle(self.player, self.alerts):
             return  # a programme or an alert: try again at the next check, while the window lasts
-        if self.alerts.active:
-            return
         log.warning("nightly restart (maintenance.restart_window %s-%s)",
                     *(self.rt.cfg["maintenance"]["restart_window"][k] for k in ("from", "to")))
         self.rt.emit_event("maintenance.restart", {"uptime_s": round(now - self.started_at, 1)})

@@ -156,6 +156,11 @@ class Downloader:
         self.cache.dir.mkdir(parents=True, exist_ok=True)
         part = self.cache.dir / f".part-{sha256}"
         have = part.stat().st_size if part.exists() else 0
+        if size is not None:  # the space is checked first: a bundle must not fill the disk half way
+            import shutil
+
+            if shutil.disk_usage(self.cache.dir).free < size - have:
+                raise MediaError("disk_full", f"{url}: {size - have} bytes announced, less free on the disk")
         headers = {"Range": f"bytes={have}-"} if have else {}
         try:
             with requests.get(url, stream=True, timeout=self.timeouts, headers=headers) as r:

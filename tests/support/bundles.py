@@ -62,18 +62,22 @@ class Bundles:
         out.mkdir()
         return build_bundle(source or ROOT, out, key, kid, version=version, wheels=self.wheels)
 
+    @classmethod
+    def with_dependencies(cls, tmp: Path) -> Bundles:
+        """A first build resolves the dependencies through pip's index (on a copy: the checkout gets no build/);
+        its wheels, all but ours, serve every later build."""
+        key, public = generate_keypair(tmp, "deps")
+        first, _ = build_bundle(ROOT, tmp, key, "deps")
+        deps = bundle.extract(first, bundle.open_bundle(first, bundle.load_release_keys({"deps": public})),
+                              tmp / "deps")
+        for ours in deps.glob("loa_agent-*.whl"):
+            ours.unlink()
+        return cls(tmp, deps)
+
 
 @pytest.fixture(scope="session")
 def make_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundles:
-    tmp = tmp_path_factory.mktemp("bundles")
-    key, public = generate_keypair(tmp, "deps")
-    # A first build resolves the dependencies through pip's index (on a copy: the checkout gets no build/);
-    # its wheels, all but ours, serve every later build.
-    first, _ = build_bundle(ROOT, tmp, key, "deps")
-    deps = bundle.extract(first, bundle.open_bundle(first, bundle.load_release_keys({"deps": public})), tmp / "deps")
-    for ours in deps.glob("loa_agent-*.whl"):
-        ours.unlink()
-    return Bundles(tmp, deps)
+    return Bundles.with_dependencies(tmp_path_factory.mktemp("bundles"))
 
 
 def tiny_bundle(dest: Path, key: Path, kid: str, version: str = "0.2.0", **wheels: bytes) -> Path:
