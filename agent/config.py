@@ -241,6 +241,13 @@ def _resolve_paths(cfg: dict, base_dir: Path) -> None:
             cfg[section][key] = fix(cfg[section][key])
 
 
+def _read_or_none(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes().strip()
+    except OSError:
+        return None
+
+
 def _cross_checks(cfg: dict) -> list[str]:
     problems: list[str] = []
     sec, mq = cfg["security"], cfg["mqtt"]
@@ -249,8 +256,9 @@ def _cross_checks(cfg: dict) -> list[str]:
     for keys in ("keys", "release_keys"):
         for kid, path in sec[keys].items():
             problems += _file_problems(f"security.{keys}.{kid}", path, secret=False)
-    for kid in set(sec["keys"]) & set(sec["release_keys"]):
-        if sec["keys"][kid] == sec["release_keys"][kid]:
+    commands = {_read_or_none(path) for path in sec["keys"].values()} - {None}
+    for kid, path in sec["release_keys"].items():
+        if _read_or_none(path) in commands:
             problems.append(f"security.release_keys.{kid}: the same key signs commands; a release key must be "
                             "its own, so that a stolen command key cannot install software")
     if mq.get("password_file"):

@@ -58,6 +58,18 @@ def test_cross_checks(tmp_path):
     assert "security.keys: at least one provincial public key is required" in text
 
 
+def test_a_release_key_must_not_be_a_command_key(tmp_path):
+    (tmp_path / "prov-1.pub").write_text("the same key\n")
+    (tmp_path / "copy.pub").write_text("the same key\n")  # under another name and kid
+    path = tmp_path / "agent.yaml"
+    path.write_text("device: {id: GL-1}\nsecurity: {keys: {k: prov-1.pub}, release_keys: {k: copy.pub, "
+                    "gone: nowhere.pub}}\n")
+    with pytest.raises(config.ConfigError) as e:
+        config.load(path)
+    assert "security.release_keys.k: the same key signs commands" in str(e.value)
+    assert "security.release_keys.gone:" in str(e.value)
+
+
 def test_not_yaml(tmp_path):
     path = tmp_path / "agent.yaml"
     path.write_text("device: {id: [\n")

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,35 +25,63 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 
 class NotifySocket:
-    """The receiving end of sd_notify, as systemd holds it."""
+    """The receiving end of sd_notify, as systemd holds it. `follow` reads it on a thread of its own, so that
+    every datagram is stamped when it arrives (benchmarks time restarts with it); otherwise it is read while
+    `wait_for` waits."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, follow: bool = False):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
         self.messages: list[tuple[float, str]] = []
+        self.cond = threading.Condition()
+        self.following = follow
+        if follow:
+            threading.Thread(target=self._follow, daemon=True).start()
 
-    def wait_for(self, line: str, timeout: float = 15.0) -> float:
-        """Block until a datagram containing `line` arrives; return its arrival time (monotonic)."""
-        for t, msg in self.messages:
-            if line in msg.splitlines():
-                return t
-        deadline = time.monotonic() + timeout
+    def _follow(self) -> None:
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no {line} on NOTIFY_SOCKET within {timeout} s; got {self.messages}")
-            self.sock.settimeout(left)
             try:
                 data = self.sock.recv(4096).decode()
-            except TimeoutError:
-                continue
-            now = time.monotonic()
-            self.messages.append((now, data))
-            if line in data.splitlines():
-                return now
+            except OSError:
+                return
+            if not data:
+                return  # shut down by close()
+            with self.cond:
+                self.messages.append((time.monotonic(), data))
+                self.cond.notify_all()
+
+    def mark(self) -> int:
+        with self.cond:
+            return len(self.messages)
+
+    def wait_for(self, line: str, timeout: float = 15.0, after: int = 0) -> float:
+        """Block until a datagram containing `line` arrives (or arrived, from index `after` on); return its
+        arrival time (monotonic)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for t, msg in self.messages[after:]:
+                    if line in msg.splitlines():
+                        return t
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {line} on NOTIFY_SOCKET within {timeout} s; got {self.messages}")
+                if self.following:
+                    self.cond.wait(left)
+                    continue
+                self.sock.settimeout(left)
+                try:
+                    data = self.sock.recv(4096).decode()
+                except TimeoutError:
+                    continue
+                self.messages.append((time.monotonic(), data))
 
     def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the follower's recv
+        except OSError:
+            pass
         self.sock.close()
 
 

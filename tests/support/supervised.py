@@ -30,7 +30,7 @@ class SupervisedBox(Agent):
     def start(self, wait_ready: bool = True, **env: str) -> SupervisedBox:
         npath = self.dir / "notify.sock"
         npath.unlink(missing_ok=True)
-        self.notify = NotifySocket(npath)
+        self.notify = NotifySocket(npath, follow=True)
         self._stopping.clear()
         started = threading.Event()
         self._thread = threading.Thread(target=self._supervise, args=(env, started), daemon=True)
