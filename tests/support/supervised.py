@@ -1,6 +1,7 @@
 """An installed box run as systemd runs it: `<root>/loa-boot --config ...` restarted whenever it exits
-(Restart=always), with what is left of its process group killed first (KillMode=control-group), and
-NOTIFY_SOCKET set. The release's own code runs, never the checkout's (no PYTHONPATH)."""
+(Restart=always), with what is left of its process group killed first (KillMode=control-group), NOTIFY_SOCKET
+set, and a watchdog (WatchdogSec=: no WATCHDOG=1 for `watchdog_s` and it is killed). The release's own code
+runs, never the checkout's (no PYTHONPATH)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,12 @@ from .agentproc import Agent, NotifySocket
 
 
 class SupervisedBox(Agent):
-    def __init__(self, tmp: Path, port: int, root: Path, restart_s: float = 0.2, **kw: Any):
+    def __init__(self, tmp: Path, port: int, root: Path, restart_s: float = 0.2, watchdog_s: float = 10.0,
+                 **kw: Any):
         super().__init__(tmp, port, **kw)
-        self.root, self.restart_s = root, restart_s
+        self.root, self.restart_s, self.watchdog_s = root, restart_s, watchdog_s
         self.starts = 0
+        self.watchdog_kills = 0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -45,13 +49,34 @@ class SupervisedBox(Agent):
         while not self._stopping.is_set():
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen([str(self.root / "loa-boot"), "--config", str(self.config_path)],
-                                             env=self.env(NOTIFY_SOCKET=str(self.notify.path), **env), stdout=log,
-                                             stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True)
+                                             env=self.env(NOTIFY_SOCKET=str(self.notify.path),
+                                                          WATCHDOG_USEC=str(int(self.watchdog_s * 1e6)), **env),
+                                             stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
+                                             start_new_session=True)
             self.starts += 1
             started.set()
-            self.proc.wait()
+            self._watch(self.proc)
             self._kill_group(self.proc.pid)
             self._stopping.wait(self.restart_s)
+
+    def _watch(self, proc: subprocess.Popen) -> None:
+        """Until `proc` ends: kill it when WATCHDOG=1 has not come for watchdog_s (systemd's WatchdogSec=)."""
+        notify = self.notify
+        assert notify is not None
+        last, seen = time.monotonic(), notify.mark()
+        while proc.poll() is None:
+            with notify.cond:
+                notify.cond.wait(0.1)
+                pinged = any("WATCHDOG=1" in m.splitlines() for _, m in notify.messages[seen:])
+                seen = len(notify.messages)
+            if pinged:
+                last = time.monotonic()
+            elif time.monotonic() - last > self.watchdog_s and proc.poll() is None:
+                with open(self.log_path, "ab") as log:
+                    log.write(f"supervisor: no WATCHDOG=1 for {self.watchdog_s:g} s: killing {proc.pid}\n".encode())
+                self.watchdog_kills += 1
+                proc.kill()
+        proc.wait()
 
     @staticmethod
     def _kill_group(pgid: int) -> None:
