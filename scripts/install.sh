@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install loa-agent on Raspberry Pi OS / Debian: apt dependencies, the `loa` user, a venv in
-# /opt/loa-agent, /etc/loa-agent/agent.yaml (only if absent) and the systemd unit. Idempotent.
+# Install loa-agent on Raspberry Pi OS / Debian: apt dependencies, the `loa` user, this checkout as release
+# <version> (its own venv in /opt/loa-agent/releases/<version>, made current), the loa-boot start wrapper,
+# /etc/loa-agent/agent.yaml (only if absent) and the systemd unit. Idempotent; migrates a single-venv install.
 #
 #   sudo scripts/install.sh                      # a real box
 #   scripts/install.sh --prefix DIR --no-systemd --no-apt --system-site-packages   # a test install
@@ -12,18 +13,18 @@ APT_PACKAGES="python3 python3-venv python3-pip python3-dev python3-wheel gcc mos
 vlc-bin vlc-plugin-base portaudio19-dev fonts-noto-core"
 
 usage() {
-    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
     cat <<USAGE
 Options:
-  --prefix DIR            install under DIR instead of / (venv in DIR/opt/loa-agent, config in DIR/etc/loa-agent,
-                          unit in DIR/etc/systemd/system with its paths rewritten to DIR)
+  --prefix DIR            install under DIR instead of / (releases in DIR/opt/loa-agent, config in
+                          DIR/etc/loa-agent, unit in DIR/etc/systemd/system with its paths rewritten to DIR)
   --no-systemd            no user creation, no chown, no systemctl (the unit file is still rendered)
   --no-apt                do not install Debian packages
-  --system-site-packages  the venv sees the system's packages; the agent is installed with --no-deps
-                          --no-build-isolation, so nothing is downloaded (tests)
+  --system-site-packages  the release's venv sees the system's packages; the agent alone is built
+                          (--no-deps --no-build-isolation) and installed, so nothing is downloaded (tests)
   -h, --help              this text
 Environment:
-  PYTHON                  interpreter that creates the venv (default python3)
+  PYTHON                  interpreter whose base makes the venvs and runs loa-boot (default python3)
 USAGE
 }
 
@@ -53,10 +54,15 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 case $prefix in *[[:space:]]*) die "the prefix goes into the unit's ExecStart=, which splits on spaces: $prefix" ;; esac
 prefix=$(mkdir -p "$prefix" && cd "$prefix" && pwd)
 root=${prefix%/}  # "" for /, so every path below is "$root/..."
-venv=$root/opt/loa-agent
+home=$root/opt/loa-agent  # the release layout: agent/releases.py's docstring, docs/updates.md
 etc=$root/etc/loa-agent
 unit_dir=$root/etc/systemd/system
 python=${PYTHON:-python3}
+version=$(sed -n 's/^__version__ = "\([^"]*\)"$/\1/p' "$src/agent/__init__.py")
+[ -n "$version" ] || die "no __version__ = \"...\" line in $src/agent/__init__.py"
+# Before the release layout, /opt/loa-agent was itself the venv: it is replaced once the new release is in.
+legacy=0
+if [ -f "$home/pyvenv.cfg" ] || { [ -d "$home/bin" ] && [ ! -L "$home/bin" ]; }; then legacy=1; fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -78,50 +84,67 @@ if [ "$systemd" = 1 ]; then
     usermod -a -G audio,gpio loa
 fi
 
-step "venv $venv"
-if [ ! -x "$venv/bin/python" ]; then
-    if [ "$site" = 1 ]; then
-        "$python" -m venv --system-site-packages "$venv"
-    else
-        "$python" -m venv "$venv"
-    fi
-fi
-
-step "pip install the agent from $src"
+step "release $version in $home/releases/$version"
 # Build from a clean copy: setuptools builds in ./build, where modules deleted since the last build would linger
 # and end up installed, and two installs at once would share it. console/ is the provincial console, its own
 # distribution for the server side: a box does not carry it.
+mkdir -p "$tmp/src" "$tmp/wheels"
 for entry in "$src"/*; do
     case ${entry##*/} in build|dist|*.egg-info|console) continue ;; esac
-    cp -a "$entry" "$tmp/"
+    cp -a "$entry" "$tmp/src/"
 done
 extras=""
 grep -qs "Raspberry Pi" /proc/device-tree/model && extras="[pi]"
-if [ "$site" = 1 ]; then
-    # No build isolation: the venv's own setuptools builds the wheel, and setuptools < 70.1 needs the `wheel`
-    # package for that. Debian's python3-wheel is pure Python: lend it to this build only, not to the venv.
+# A complete release of this version is kept as it is, so nothing to build (agent/releases.py's rule: a venv is
+# never rebuilt in place, it may be the one running).
+if [ -f "$home/releases/$version/.complete" ]; then
+    :  # kept as it is: nothing to build
+elif [ "$site" = 1 ]; then
+    step "  wheel of the agent alone (pip wheel --no-deps; dependencies come from the system's site-packages)"
+    # No build isolation: $python's own setuptools builds the wheel, and setuptools < 70.1 needs the `wheel`
+    # package for that. Debian's python3-wheel is pure Python: lend it to this build only.
     build_path=${PYTHONPATH:-}
-    if ! "$venv/bin/python" -c "import setuptools, wheel" 2>/dev/null \
-        && ! "$venv/bin/python" -c "import setuptools.command.bdist_wheel" 2>/dev/null; then
+    if ! "$python" -c "import setuptools, wheel" 2>/dev/null \
+        && ! "$python" -c "import setuptools.command.bdist_wheel" 2>/dev/null; then
         deb=/usr/lib/python3/dist-packages
-        if "$venv/bin/python" -c "import setuptools" 2>/dev/null && [ -d "$deb/wheel" ]; then
-            mkdir "$tmp/.wheel"
-            ln -s "$deb/wheel" "$tmp/.wheel/"
-            for meta in "$deb"/wheel-*.egg-info "$deb"/wheel-*.dist-info; do
-                if [ -e "$meta" ]; then ln -s "$meta" "$tmp/.wheel/"; fi
-            done
-            build_path=$tmp/.wheel${build_path:+:$build_path}
-        else
-            step "  setuptools/wheel missing from the system's site-packages: fetching them"
-            "$venv/bin/pip" install -q setuptools wheel
+        if ! "$python" -c "import setuptools" 2>/dev/null || [ ! -d "$deb/wheel" ]; then
+            die "--system-site-packages builds offline with $python's setuptools and wheel: install them" \
+                "(apt-get install python3-setuptools python3-wheel)"
         fi
+        mkdir "$tmp/.wheel"
+        ln -s "$deb/wheel" "$tmp/.wheel/"
+        for meta in "$deb"/wheel-*.egg-info "$deb"/wheel-*.dist-info; do
+            if [ -e "$meta" ]; then ln -s "$meta" "$tmp/.wheel/"; fi
+        done
+        build_path=$tmp/.wheel${build_path:+:$build_path}
     fi
-    PYTHONPATH=$build_path "$venv/bin/pip" install -q --no-deps --no-build-isolation "$tmp"
+    PYTHONPATH=$build_path "$python" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation \
+        --wheel-dir "$tmp/wheels" "$tmp/src"
 else
-    "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q "$tmp$extras"
+    step "  wheels of the agent and every dependency (pip wheel, in a throwaway build venv)"
+    "$python" -m venv "$tmp/build"
+    "$tmp/build/bin/pip" install -q --upgrade pip
+    "$tmp/build/bin/pip" wheel -q --wheel-dir "$tmp/wheels" "$tmp/src$extras"
 fi
-cp "$src/README.md" "$venv/README.md"  # the unit's Documentation=
+# The same code as an update over the air (agent/releases.py): a venv at releases/<v>, `pip install --no-index`
+# from the wheels, release.json and .complete; then current -> it (previous := the old current), update.json's
+# committed/highest, and releases that are neither current nor previous removed.
+site_option=()
+[ "$site" = 1 ] && site_option=(--system-site-packages)
+PYTHONPATH=$tmp/src "$python" -m agent.releases install --root "$home" --version "$version" \
+    --wheels "$tmp/wheels" --requirement "loa-agent$extras==$version" "${site_option[@]}" \
+    | while IFS= read -r line; do step "  $line"; done
+
+step "start wrapper $home/loa-boot"
+# Its interpreter is the one that made the venvs (the base one, not a venv's): loa-boot must run when every
+# release is broken.
+base_python=$("$python" -c 'import sys; print(getattr(sys, "_base_executable", None) or sys.executable)')
+{ printf '#!%s\n' "$base_python"; tail -n +2 "$src/scripts/loa-boot"; } > "$tmp/loa-boot"
+install -m 0755 "$tmp/loa-boot" "$home/loa-boot"
+cp "$src/README.md" "$home/README.md"  # the unit's Documentation=
+if [ "$legacy" = 0 ]; then
+    ln -sfn current/bin "$home/bin"  # <root>/bin/loa follows the current release
+fi
 
 step "config $etc/agent.yaml"
 mkdir -p "$etc"
@@ -140,7 +163,8 @@ step "unit $unit_dir/loa-agent.service"
 mkdir -p "$unit_dir"
 if [ -n "$root" ]; then
     sed_repl() { printf '%s' "$1" | sed 's/[\\&#]/\\&/g'; }  # escape for the replacement side of s###
-    sed -e "s#/opt/loa-agent/#$(sed_repl "$venv")/#g" -e "s#/etc/loa-agent/#$(sed_repl "$etc")/#g" \
+    # Every /opt/loa-agent, with or without a slash after it (ExecStart=.../loa-boot, ReadWritePaths=...).
+    sed -e "s#/opt/loa-agent#$(sed_repl "$home")#g" -e "s#/etc/loa-agent/#$(sed_repl "$etc")/#g" \
         "$src/systemd/loa-agent.service" > "$tmp/loa-agent.service"
 else
     cp "$src/systemd/loa-agent.service" "$tmp/loa-agent.service"
@@ -150,7 +174,18 @@ install -m 0644 "$tmp/loa-agent.service" "$unit_dir/loa-agent.service"
 if [ "$systemd" = 1 ]; then
     step "technician CLI $root/usr/local/bin/loa"
     mkdir -p "$root/usr/local/bin"
-    ln -sfn "$venv/bin/loa" "$root/usr/local/bin/loa"
+    ln -sfn "$home/bin/loa" "$root/usr/local/bin/loa"
+    step "ownership: $home root:loa 1775, releases, links and update.json loa's, loa-boot root's"
+    # The agent (user loa) installs releases, moves the links and writes update.json. The directory is root's and
+    # sticky: loa may create entries and replace its own, but not rename or delete loa-boot (owning the directory
+    # would let it), so the agent cannot rewrite its own boot wrapper.
+    chown root:loa "$home"
+    chmod 1775 "$home"
+    chown -R loa:loa "$home/releases"
+    for entry in current previous update.json; do
+        if [ -e "$home/$entry" ] || [ -L "$home/$entry" ]; then chown -h loa:loa "$home/$entry"; fi
+    done
+    chown root:root "$home/loa-boot"
     was_active=0
     systemctl is-active --quiet loa-agent && was_active=1
     step "systemctl daemon-reload && systemctl enable --now loa-agent"
@@ -160,7 +195,17 @@ if [ "$systemd" = 1 ]; then
         step "systemctl restart loa-agent (it was running the previous install)"
         systemctl restart loa-agent
     fi
+fi
+
+if [ "$legacy" = 1 ]; then
+    # Only now: a running old agent kept its files until the restart above.
+    step "migration: removed the old venv's pyvenv.cfg bin lib lib64 include from $home; bin -> current/bin"
+    rm -rf "${home:?}/pyvenv.cfg" "${home:?}/bin" "${home:?}/lib" "${home:?}/lib64" "${home:?}/include"
+    ln -s current/bin "$home/bin"
+fi
+
+if [ "$systemd" = 1 ]; then
     step "done: check with 'loa status' and 'journalctl -u loa-agent'"
 else
-    step "done (no systemd): $venv/bin/loa-agent --config $etc/agent.yaml"
+    step "done (no systemd): $home/loa-boot --config $etc/agent.yaml"
 fi

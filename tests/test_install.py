@@ -1,8 +1,9 @@
-"""scripts/install.sh as a test install, and the systemd unit as systemd-analyze and the daemon's contract see it."""
+"""scripts/install.sh as a test install (the release layout, loa-boot, migration of a single-venv install,
+re-runs and upgrades), and the systemd unit as systemd-analyze and the daemon's contract see it."""
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
 import site
 import stat
@@ -12,6 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.layout import BASE_PYTHON, checkout_copy, clean_env
+
+from agent import __version__
+from agent.releases import Layout
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "scripts/install.sh"
@@ -21,16 +26,13 @@ TEST_OPTIONS = ("--no-systemd", "--no-apt", "--system-site-packages")
 RUNTIME_IMPORTS = "import paho.mqtt.client, jwt, yaml"
 
 
-def clean_env() -> dict[str, str]:
-    """No PYTHONPATH: the installed commands must import the installed package, not the checkout."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env["PYTHON"] = sys.executable  # the venv is made by the interpreter that runs the tests
-    return env
+def install_env() -> dict[str, str]:
+    return clean_env(PYTHON=sys.executable)  # the venvs are made by (the base of) the interpreter running the tests
 
 
-def run_install(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(INSTALL), *args], capture_output=True, text=True, timeout=600,
-                          env=clean_env(), cwd="/")
+def run_install(*args: str, script: Path = INSTALL) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=600,
+                          env=install_env(), cwd="/")
 
 
 def lend_test_site_packages(venv: Path) -> None:
@@ -42,6 +44,14 @@ def lend_test_site_packages(venv: Path) -> None:
         (site_dir / "_loa_test_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
 
 
+def install_into(prefix: Path, *options: str, script: Path = INSTALL) -> subprocess.CompletedProcess:
+    """install.sh into `prefix` with the test options; it must succeed."""
+    out = run_install("--prefix", str(prefix), *TEST_OPTIONS, *options, script=script)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lend_test_site_packages(prefix / "opt/loa-agent/current")
+    return out
+
+
 @dataclass
 class Install:
     prefix: Path
@@ -49,8 +59,12 @@ class Install:
     config_as_installed: str
 
     @property
+    def home(self) -> Path:
+        return self.prefix / "opt/loa-agent"
+
+    @property
     def bin(self) -> Path:
-        return self.prefix / "opt/loa-agent/bin"
+        return self.home / "bin"
 
     @property
     def config(self) -> Path:
@@ -61,17 +75,18 @@ class Install:
         return self.prefix / "etc/systemd/system/loa-agent.service"
 
     def run(self, exe: str, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.bin / exe), *args], capture_output=True, text=True, timeout=60,
+        """A command of the current release, through <root>/bin. Python itself through current/bin: it finds its
+        venv from the path it was started by, and <root>/bin/../pyvenv.cfg does not exist."""
+        where = self.home / "current/bin" if exe == "python" else self.bin
+        return subprocess.run([str(where / exe), *args], capture_output=True, text=True, timeout=60,
                               env=clean_env(), cwd=self.prefix)
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Install:
-    """One test install (venv + pip install, a few seconds) shared by the module."""
+    """One test install (wheel, venv + pip install, a few seconds) shared by the module."""
     prefix = tmp_path_factory.mktemp("install")
-    out = run_install("--prefix", str(prefix), *TEST_OPTIONS)
-    assert out.returncode == 0, out.stdout + out.stderr
-    lend_test_site_packages(prefix / "opt/loa-agent")
+    out = install_into(prefix)
     return Install(prefix, out, (prefix / "etc/loa-agent/agent.yaml").read_text())
 
 
@@ -121,7 +136,8 @@ def test_install_says_what_it_does_one_line_per_step(installed):
     lines = installed.first_run.stdout.splitlines()
     assert lines and all(line.startswith("loa-agent install: ") for line in lines), lines
     text = installed.first_run.stdout
-    for what in ("venv ", "pip install", "config ", "unit ", "done"):
+    for what in (f"release {__version__} in ", f"installed release {__version__}", "start wrapper ", "config ",
+                 "unit ", "done"):
         assert what in text, what
     # --no-apt --no-systemd: no apt, no user, no systemctl.
     assert not [line for line in lines if any(w in line for w in ("install: apt", "system user", "systemctl"))]
@@ -136,7 +152,33 @@ def test_installed_commands_run_from_the_install(installed):
     out = installed.run("python", "-c", "import agent, drivers; print(agent.__file__, drivers.__file__)")
     assert out.returncode == 0, out.stderr
     for path in out.stdout.split():
-        assert Path(path).is_relative_to(installed.prefix / "opt/loa-agent"), path
+        assert Path(path).is_relative_to(installed.home / "current"), path
+
+
+def test_the_checkout_is_release_current_and_committed(installed):
+    home = installed.home
+    layout = Layout(home)
+    assert layout.installed() == [__version__] and layout.complete(__version__)
+    assert (layout.current_version(), layout.previous_version()) == (__version__, None)
+    assert (home / "current").readlink() == Path(f"releases/{__version__}")  # relative: the same under any prefix
+    assert (home / "bin").readlink() == Path("current/bin")
+    release = json.loads((layout.release(__version__) / "release.json").read_text())
+    assert release == {"version": __version__, "installed_by": "install.sh"}
+    assert layout.read_state() == {"committed": __version__, "highest": __version__, "pending": None, "last": None}
+    # loa-boot is in no release, and runs on the interpreter that made the venvs (not on a venv's).
+    text = layout.boot.read_text()
+    assert stat.S_IMODE(layout.boot.stat().st_mode) == 0o755
+    assert text.splitlines()[0] == f"#!{BASE_PYTHON}"
+    assert text.split("\n", 1)[1] == (ROOT / "scripts/loa-boot").read_text().split("\n", 1)[1]
+    assert not (home / "pyvenv.cfg").exists() and not list(home.glob(".*.tmp"))
+
+
+def test_loa_boot_starts_the_installed_agent(installed):
+    out = subprocess.run([str(installed.home / "loa-boot"), "--version"], capture_output=True, text=True,
+                         timeout=60, env=clean_env(), cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"loa-agent {__version__}"
+    assert out.stderr.splitlines() == [f"loa-boot: starting {__version__}"]
 
 
 def test_box_does_not_carry_the_provincial_console(installed):
@@ -159,19 +201,64 @@ def test_second_run_succeeds_and_keeps_the_operators_config(installed):
     out = run_install("--prefix", str(installed.prefix), *TEST_OPTIONS)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "kept the existing agent.yaml" in out.stdout
+    assert f"kept release {__version__}, complete already" in out.stdout
     assert installed.config.read_text() == edited
     assert installed.run("loa-agent", "--help").returncode == 0
+    layout = Layout(installed.home)
+    assert layout.installed() == [__version__] and layout.previous_version() is None
+
+
+def make_old_style_install(prefix: Path) -> Path:
+    """What install.sh made before the release layout: /opt/loa-agent itself a venv (a real one, its agent faked:
+    only its shape matters to the migration), and a technician's config."""
+    home = prefix / "opt/loa-agent"
+    subprocess.run([BASE_PYTHON, "-m", "venv", "--without-pip", str(home)], check=True, env=clean_env())
+    agent = home / "bin/loa-agent"
+    agent.write_text("#!/bin/sh\necho old single-venv agent\n")
+    agent.chmod(0o755)
+    config = prefix / "etc/loa-agent/agent.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("# the technician's config\n")
+    return home
+
+
+def test_an_old_single_venv_install_is_migrated_then_upgraded_side_by_side(tmp_path):
+    home = make_old_style_install(tmp_path / "box")
+    layout = Layout(home)
+
+    out = install_into(tmp_path / "box")
+    assert "migration: removed the old venv" in out.stdout
+    for gone in ("pyvenv.cfg", "lib", "include", "lib64"):
+        assert not (home / gone).exists() and not (home / gone).is_symlink(), gone
+    assert (home / "bin").readlink() == Path("current/bin")
+    assert layout.installed() == [__version__] and layout.current_version() == __version__
+    assert (tmp_path / "box/etc/loa-agent/agent.yaml").read_text() == "# the technician's config\n"
+    out = subprocess.run([str(home / "bin/loa-agent"), "--version"], capture_output=True, text=True, env=clean_env())
+    assert out.stdout.strip() == f"loa-agent {__version__}", out.stderr
+
+    # A checkout of a newer version: installed beside the old one, which stays as previous.
+    newer = f"{__version__}.post1"
+    checkout = checkout_copy(tmp_path / "newer", newer)
+    out = install_into(tmp_path / "box", script=checkout / "scripts/install.sh")
+    assert f"installed release {newer}" in out.stdout and "migration" not in out.stdout
+    assert layout.installed() == [__version__, newer]
+    assert (layout.current_version(), layout.previous_version()) == (newer, __version__)
+    state = layout.read_state()
+    assert (state["committed"], state["highest"], state["pending"]) == (newer, newer, None)
+    out = subprocess.run([str(home / "loa-boot"), "--version"], capture_output=True, text=True, env=clean_env())
+    assert out.stdout.strip() == f"loa-agent {newer}", out.stderr
 
 
 # --- (a) systemd-analyze verify on the rendered unit ---
 
 
 def test_rendered_unit_differs_from_the_repos_only_by_the_prefix(installed):
-    venv, etc = installed.prefix / "opt/loa-agent", installed.prefix / "etc/loa-agent"
-    expected = UNIT.read_text().replace("/opt/loa-agent/", f"{venv}/").replace("/etc/loa-agent/", f"{etc}/")
+    home, etc = installed.home, installed.prefix / "etc/loa-agent"
+    expected = UNIT.read_text().replace("/opt/loa-agent", f"{home}").replace("/etc/loa-agent/", f"{etc}/")
     assert installed.unit.read_text() == expected
-    exec_start = values(parse_unit(expected)["Service"], "ExecStart")
-    assert exec_start == [f"{venv}/bin/loa-agent --config {etc}/agent.yaml"]
+    service = parse_unit(expected)["Service"]
+    assert values(service, "ExecStart") == [f"{home}/loa-boot --config {etc}/agent.yaml"]
+    assert values(service, "ReadWritePaths") == [str(home)]
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
@@ -193,7 +280,9 @@ def test_unit_contract():
     svc = unit["Service"]
     expect = {
         "Type": "notify", "NotifyAccess": "main", "Restart": "always", "User": "loa", "Group": "loa",
-        "ExecStart": "/opt/loa-agent/bin/loa-agent --config /etc/loa-agent/agent.yaml",
+        "ExecStart": "/opt/loa-agent/loa-boot --config /etc/loa-agent/agent.yaml",
+        # The agent installs releases and moves the current link there (ProtectSystem=strict otherwise).
+        "ReadWritePaths": "/opt/loa-agent",
         "StateDirectory": "loa-agent", "RuntimeDirectory": "loa-agent", "RuntimeDirectoryMode": "0750",
         "ConfigurationDirectory": "loa-agent", "UMask": "0027",
     }

@@ -8,25 +8,23 @@ import sys
 from pathlib import Path
 
 from agent.bundle import extract, load_release_keys, open_bundle
-from agent.releases import Layout
+from agent.releases import Layout, install_by_hand
 
 from .agentproc import ROOT
 
 
 def install_box(prefix: Path, bundle: Path, release_keys: dict[str, Path]) -> Layout:
-    """Install `bundle` as the box's first release under prefix/opt/loa-agent, with the stable loa-boot."""
+    """Install `bundle` as the box's first release under prefix/opt/loa-agent, as install.sh does (the same
+    install_by_hand, and loa-boot with the interpreter that made the venvs)."""
     layout = Layout(prefix / "opt/loa-agent")
     manifest = open_bundle(bundle, load_release_keys({k: str(v) for k, v in release_keys.items()}))
     incoming = prefix / "incoming"
-    wheels = extract(bundle, manifest, incoming)
-    layout.install(manifest.version, wheels, manifest.requirement, manifest.raw)
+    install_by_hand(layout, manifest.version, extract(bundle, manifest, incoming), manifest.requirement)
     shutil.rmtree(incoming)
-    layout.switch(manifest.version)
-    boot = layout.boot
+    base = getattr(sys, "_base_executable", None) or sys.executable
     text = (ROOT / "scripts/loa-boot").read_text().split("\n", 1)[1]
-    boot.write_text(f"#!{sys.executable}\n{text}")  # as install.sh does: the interpreter that made the venvs
-    boot.chmod(0o755)
-    layout.write_state({"committed": manifest.version, "highest": manifest.version, "pending": None, "last": None})
+    layout.boot.write_text(f"#!{base}\n{text}")
+    layout.boot.chmod(0o755)
     return layout
 
 
