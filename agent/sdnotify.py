@@ -23,9 +23,11 @@ class Notifier:
         if self.sock is None:
             return False
         try:
-            self.sock.sendto("\n".join(lines).encode(), self.address)
+            # Never blocks: a receiver that does not read (systemd busy, a test's socket) fills the queue after
+            # net.unix.max_dgram_qlen (often 10) datagrams, and a blocking send would stop the core thread there.
+            self.sock.sendto("\n".join(lines).encode(), socket.MSG_DONTWAIT, self.address)
             return True
-        except OSError:
+        except OSError:  # BlockingIOError (queue full) included: a missed WATCHDOG=1 is sent again soon
             return False
 
     @staticmethod
