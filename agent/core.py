@@ -141,6 +141,7 @@ class Core:
         self.loop.running = True
         self._start()
         self.loop.run(self.handlers, after_batch=self.outbox.flush_delivered)
+        self.notify("STOPPING=1")  # from here no sound starts: a restart's silent time begins
         self.parts.player.close()  # relays off; final acks and proof of play for what was playing
         if self.parts.board is not None:
             self.parts.board.close()

@@ -147,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     log.info("loa-agent %s starting as %s (boot %s)", __version__, cfg["device"]["id"], core.boot_id)
     link.start()
-    core.run()
-
-    core.notify("STOPPING=1")
+    core.run()  # says STOPPING=1 as it begins to shut down
     link.stop()
     ipc.stop()
     store.close()
