@@ -166,6 +166,9 @@ class Core:
                 part.start()
         interval = self.notifier.watchdog_interval() if self.notifier else None
         if interval:
+            # At once, then every half WatchdogSec: a restart into a new release (an exec, the same service)
+            # must not find the watchdog's time already spent by the old process's shutdown.
+            self.loop.call_later(0, self._watchdog)
             self.loop.every(lambda: interval, self._watchdog)
         self._schedule_heartbeat()
         # Forget a jti only once the trusted floor proves it expired: a clock that ran ahead (or a reset) must not

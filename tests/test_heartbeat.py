@@ -47,6 +47,14 @@ def test_ready_then_watchdog_pings(make_agent):
     agent.notify.wait_for("WATCHDOG=1", timeout=10)  # and again: it keeps pinging from the loop
 
 
+def test_the_first_watchdog_ping_comes_at_start_not_half_a_period_later(make_agent):
+    """A restart into a new release is an exec within the same service: its first ping cannot wait 30 s."""
+    agent = make_agent()
+    agent.start(WATCHDOG_USEC="120000000")  # WatchdogSec=120: pings every 60 s after the first
+    ready = agent.wait_ready()
+    assert agent.notify.wait_for("WATCHDOG=1", timeout=10) - ready < 5
+
+
 def test_no_heartbeat_is_queued_while_offline(make_agent, broker, province):
     agent = make_agent(config={"device": {"heartbeat_s": 5}})
     broker.stop()
