@@ -9,6 +9,7 @@ import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,13 +35,16 @@ def test_update_commits_a_healthy_version_and_rolls_back_a_crashing_one(lab: Upd
     box = lab.install(v1)
     assert lab.start()["agent_version"] == "1.0.0"
 
-    # 1.0.0 -> 2.0.0: downloaded, installed beside 1.0.0, switched, healthy for 2 s, committed.
+    # 1.0.0 -> 2.0.0, not before `at`: downloaded, installed beside 1.0.0, switched, healthy for 2 s, committed.
     mark = province.mark()
-    jti = lab.update(v2)
+    not_before = datetime.now(UTC) + timedelta(seconds=2)
+    jti = lab.update(v2, at=not_before.isoformat())
     assert province.ack(jti, final=False)["status"] == "accepted"
     done = province.done(jti, timeout=180)
     assert done["result"] == {"version": "2.0.0", "previous": "1.0.0"}
-    assert province.event("update.downloaded", after=mark)["data"]["version"] == "2.0.0"
+    downloaded = province.event("update.downloaded", after=mark)
+    assert downloaded["data"]["version"] == "2.0.0"
+    assert datetime.fromisoformat(downloaded["at"]) >= not_before - timedelta(milliseconds=10)  # ms precision
     assert province.event("update.installed", after=mark)["data"]["version"] == "2.0.0"
     assert province.event("update.committed", after=mark)["data"] == {"version": "2.0.0", "previous": "1.0.0"}
     assert province.status("online", after=mark)["agent_version"] == "2.0.0"
@@ -84,9 +88,10 @@ def test_update_commits_a_healthy_version_and_rolls_back_a_crashing_one(lab: Upd
     for built, code in ((cmdkey, "bad_signature"), (tampered, "bad_signature"), (older, "downgrade")):
         ack = province.ack(lab.update(built), timeout=120)
         assert (ack["status"], ack["code"]) == ("rejected", code), (built.version, ack)
-    ack = province.ack(province.send("update", {"version": "2.7.0", "url": lab.server.url("none.tar"),
-                                                "sha256": "0" * 64}), timeout=120)
-    assert (ack["status"], ack["code"]) == ("failed", "media_unavailable"), ack
+    for url in (lab.url(v2), lab.server.url("none.tar")):  # a wrong sha256 for a real bundle; no bundle at all
+        ack = province.ack(province.send("update", {"version": "2.7.0", "url": url, "sha256": "0" * 64}),
+                           timeout=120)
+        assert (ack["status"], ack["code"]) == ("failed", "media_unavailable"), (url, ack)
     ack = province.ack(lab.update(v2), timeout=30)
     assert ack["status"] == "done" and "already running" in ack["message"]
     ack = province.ack(province.send("update.rollback"), timeout=30)  # back to 3.0.0, which was rolled back
