@@ -45,6 +45,7 @@ class Alerts:
         if "cap" in params:
             alert = from_cap(params["cap"], areas=dev["areas"], location=dev.get("location"),
                              repeat=params.get("repeat", 3), siren=params.get("siren", True))
+            alert.announcements = params.get("announcements") or alert.announcements
         else:
             alert = from_params(params, msg.jti)
         if alert.msg_type in ("cancel", "update"):
@@ -79,25 +80,35 @@ class Alerts:
         log.warning("ALERT %s (%s, %s): %s", alert.identifier, alert.status, alert.level, alert.headline)
 
     def _message(self, alert: Alert) -> Any:
-        """The spoken part (worker thread): the attached audio if it checks out, else the text by TTS."""
-        if alert.audio:
+        """The spoken part (worker thread): the named recordings or the attached audio if they check out, else
+        the text by TTS (the text is never lost because a file is)."""
+        for what, load in (("announcements", lambda: self._announcements(alert.announcements)),
+                           ("audio", lambda: self._resource(alert.audio))):
+            if not getattr(alert, what):
+                continue
             try:
-                return self._resource(alert.audio)
+                return load()
             except Exception as e:
                 error = str(e)
-                log.error("alert %s: attached audio not played: %s; speaking the text", alert.identifier, error)
-                self.rt.post(Call(lambda: self.rt.emit_event("alert.resource_rejected", {
+                log.error("alert %s: %s not played: %s; speaking the text", alert.identifier, what, error)
+                self.rt.post(Call(lambda error=error: self.rt.emit_event("alert.resource_rejected", {
                     "identifier": alert.identifier, "error": error})))
         return self.speaker.speak(alert.speech() or alert.identifier, alert.lang)
 
-    def _resource(self, audio: dict) -> Any:
-        import io
-
-        from pydub import AudioSegment
-
+    def _announcements(self, names: list[str]) -> Any:
+        """The recordings, from the cache only: an alert never waits on a download (the prefetcher keeps them)."""
         from drivers.audio import Pcm
-        from drivers.audio.base import CHANNELS, RATE
 
+        catalogue = self.rt.cfg["announcements"]
+        parts = []
+        for name in names:
+            entry = catalogue.get(name)
+            if entry is None:
+                raise ValueError(f"no announcement named {name!r} in the config's announcements")
+            parts.append(_decode(self.cache.verified(entry["sha256"], entry.get("size")).read_bytes()).data)
+        return Pcm(b"".join(parts))
+
+    def _resource(self, audio: dict) -> Any:
         if audio.get("kind"):  # a protocol source (params.audio): only cached or fetchable files
             from .media import Downloader
 
@@ -112,8 +123,7 @@ class Alerts:
             r.raise_for_status()
             data = r.content
             check_digest(data, audio.get("digest"))
-        seg = AudioSegment.from_file(io.BytesIO(data)).set_frame_rate(RATE).set_channels(CHANNELS).set_sample_width(2)
-        return Pcm(seg.raw_data)
+        return _decode(data)
 
     def cancel(self, identifiers: list[str], reason: str) -> int:
         plays = [self.active[i] for i in identifiers if i in self.active]
@@ -129,3 +139,16 @@ class Alerts:
         self.store.put_json("alert_ids", self.done_ids)
         self.rt.emit_event("alert.end", {"id": play.id, "identifier": alert.identifier, "plays": play.plays_done,
                                            "cut_short": not completed, "reason": reason, "drill": alert.drill})
+
+
+def _decode(data: bytes) -> Any:
+    """Any file ffmpeg reads, as the PCM the outputs take."""
+    import io
+
+    from pydub import AudioSegment
+
+    from drivers.audio import Pcm
+    from drivers.audio.base import CHANNELS, RATE
+
+    seg = AudioSegment.from_file(io.BytesIO(data)).set_frame_rate(RATE).set_channels(CHANNELS).set_sample_width(2)
+    return Pcm(seg.raw_data)

@@ -15,6 +15,8 @@ CAP is parsed with defusedxml (no entity expansion, no external entities) after 
 | info in vi / vi-VN                                    | preferred, else the first info              |
 | area: geocode value in device.areas, or polygon/circle| "here"; areas none of which match: not_for_me|
 |       containing device.location; no area            | everywhere                                  |
+| parameter LOA_ANNOUNCEMENT (repeatable)               | recordings (config `announcements`) played  |
+|                                                       | instead of speaking the text                |
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from .errors import Rejection
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 MAX_CAP_BYTES = 128 * 1024
+ANNOUNCEMENT_PARAM = "LOA_ANNOUNCEMENT"
+MAX_ANNOUNCEMENTS = 8
 DRILL_NOTICE = "Đây là tin thử nghiệm."
 
 
@@ -48,6 +52,7 @@ class Alert:
     msg_type: str = "alert"  # alert | update | cancel
     references: list[str] = field(default_factory=list)
     lang: str = "vi"
+    announcements: list[str] = field(default_factory=list)  # names of pre-recorded announcements, in order
 
     @property
     def drill(self) -> bool:
@@ -82,7 +87,8 @@ def from_params(params: dict, jti: str) -> Alert:
     return Alert(identifier=jti, status=params.get("status", "actual"), headline=params["headline"],
                  description=params.get("description", ""), instruction=params.get("instruction", ""),
                  expires=_ts(params.get("expires")), siren=params.get("siren", True), repeat=params.get("repeat", 3),
-                 audio=params.get("audio"), level="priority" if params.get("status") in ("test", "exercise")
+                 audio=params.get("audio"), announcements=params.get("announcements", []),
+                 level="priority" if params.get("status") in ("test", "exercise")
                  else "emergency")
 
 
@@ -124,6 +130,10 @@ def from_cap(xml: str, *, areas: list[str], location: dict | None, repeat: int =
     severe = text(info, "severity") in ("Extreme", "Severe")
     alert.level = "emergency" if urgent and severe and not alert.drill else "priority"
     _match_area(info, ns, areas, location)
+    alert.announcements = [text(p, "value") for p in info.findall("c:parameter", ns)
+                           if text(p, "valueName").upper() == ANNOUNCEMENT_PARAM and text(p, "value")]
+    if len(alert.announcements) > MAX_ANNOUNCEMENTS:
+        raise Rejection("bad_schema", f"params.cap: more than {MAX_ANNOUNCEMENTS} {ANNOUNCEMENT_PARAM} parameters")
     for res in info.findall("c:resource", ns):
         if not text(res, "mimeType").startswith("audio/"):
             continue

@@ -147,6 +147,9 @@ ALERT = Obj({
     "repeat": Int(min=1, max=20, default=3),
     "expires": Str(min_len=10, max_len=40, optional=True),
     "status": Str(choices=("actual", "test", "exercise"), default="actual"),
+    # Pre-recorded announcements (config `announcements`) played instead of the spoken text; with `cap`, these
+    # take the place of the CAP's own LOA_ANNOUNCEMENT parameters.
+    "announcements": List(Str(pattern=config_mod.ANNOUNCEMENT_NAME), min_len=1, max_len=8, optional=True),
 }, validate=_one_of_cap_or_headline)
 
 

@@ -54,12 +54,29 @@ def _quiet_hours(**kw: Any) -> List:
     return List(QUIET_WINDOW, max_len=8, **kw)
 
 
+# A recording the province made (e.g. an evacuation call in Ê Đê or Gia Rai) that an alert may name instead of
+# speaking its text: fetched ahead of time and kept in the media cache, so it plays with no network.
+ANNOUNCEMENT = Obj({
+    "url": Str(min_len=1, max_len=2048),
+    "sha256": Str(pattern=r"[0-9a-f]{64}"),
+    "size": Int(min=1, optional=True),
+    "lang": Str(max_len=16, optional=True),
+    "title": Str(max_len=200, optional=True),
+})
+ANNOUNCEMENT_NAME = r"[A-Za-z0-9._-]{1,64}"
+
+
+def _announcements(**kw: Any) -> Map:
+    return Map(ANNOUNCEMENT, key=Str(pattern=ANNOUNCEMENT_NAME), **kw)
+
+
 # Keys the provincial server may change with `config.set` (persisted in the state store).
 REMOTE_KEYS: dict[str, Any] = {
     "device.heartbeat_s": Int(min=5, max=3600),
     "device.areas": _areas(),
     "quiet_hours": _quiet_hours(),
     "display.power_schedule": Obj({"on": Clock(), "off": Clock()}),
+    "announcements": _announcements(),
 }
 
 SCHEMA = Obj({
@@ -145,6 +162,7 @@ SCHEMA = Obj({
         "screenshot_max_kb": Int(min=8, max=4096, default=192),
     }),
     "quiet_hours": _quiet_hours(default=list),
+    "announcements": _announcements(default=dict),
     "schedule": Obj({
         "late_grace_s": Num(min=0, max=86400, default=300.0),
         "clock_check_s": Num(min=0.05, max=3600, default=60.0),  # how soon a clock jump is noticed

@@ -369,6 +369,8 @@ class Core:
             self.parts.board.power_schedule_changed()
         if "device.heartbeat_s" in changes:
             self._schedule_heartbeat()
+        if "announcements" in changes:
+            self.parts.prefetcher.run()  # have the new recordings before an alert names them
 
     def log_tail(self, n: int) -> list[str]:
         return self.ring.tail(n) if self.ring else []

@@ -1,6 +1,6 @@
-"""Keeps the media cache ready for the schedule: fetches what is due within `cache.prefetch_hours`
-(one download at a time, on a worker thread, with backoff), evicts least recently used media over
-`cache.max_mb` but never what is due soon, and reports what cannot be had."""
+"""Keeps the media cache ready for the schedule and for alerts: fetches the recorded announcements and
+what is due within `cache.prefetch_hours` (one download at a time, on a worker thread, with backoff), evicts
+least recently used media over `cache.max_mb` but never those, and reports what cannot be had."""
 
 from __future__ import annotations
 
@@ -39,9 +39,10 @@ class Prefetcher:
         self.run()  # fetch the new media now, not in 15 minutes
 
     def needed(self) -> dict[str, dict]:
-        """Media of file items due within the prefetch horizon: digest -> source (earliest first)."""
+        """The announcements an alert may name (always, first), then media of file items due within the prefetch
+        horizon: digest -> source (earliest first)."""
         now = self.rt.clock()
-        out: dict[str, dict] = {}
+        out: dict[str, dict] = {e["sha256"]: {**e, "due": None} for e in self.rt.cfg["announcements"].values()}
         horizon = self.rt.cfg["cache"]["prefetch_hours"] * 3600
         for occ in self.schedule.between(now, now + horizon):
             src = occ.item.get("source") or {}

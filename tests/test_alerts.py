@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
 import pytest
+from support.agentproc import audio_config, eventually
+from support.fileserver import FileServer
 from support.media_files import cache_file, sine_file
 from support.tap import active_seconds, total
 
@@ -188,3 +191,39 @@ def test_replayed_alert_never_sounds_again(start_audio_agent, province, tap):
     province.publish("ttcs/v1/dev/GL-0001/cmd", token)
     assert province.ack(jti, after=mark)["code"] == "replayed"
     assert not [r for r in province.received[mark:] if r.kind == "event" and r.payload["kind"] == "alert.start"]
+
+
+def test_cap_names_recorded_announcements():
+    alert = from_cap(cap("flood-jrai"), **HERE)
+    assert alert.announcements == ["lu-quet-jrai"] and alert.level == "emergency"
+    assert from_cap(cap("typhoon"), **HERE).announcements == []
+
+
+def test_a_recorded_announcement_is_fetched_ahead_and_played_instead_of_the_text(start_audio_agent, province, tap,
+                                                                                  tmp_path):
+    """A province's recording (say, Gia Rai) named by a CAP parameter plays from the cache, not the Vietnamese
+    text; the prefetcher fetched it when the config named it, before any alert."""
+    media = tmp_path / "media"
+    media.mkdir()
+    recording = sine_file(media / "lu-quet-jrai.mp3", (500, 2.5))
+    digest = hashlib.sha256(recording.read_bytes()).hexdigest()
+    with FileServer(media) as server:
+        agent = start_audio_agent("pyaudio", config=audio_config("pyaudio", announcements={
+            "lu-quet-jrai": {"url": server.url(recording.name), "sha256": digest, "lang": "jra"}}))
+        eventually(lambda: (agent.state_dir / "cache" / digest).exists(), what="the recording prefetched")
+    jti = province.send("alert", {"cap": cap("flood-jrai"), "repeat": 1, "siren": False})
+    province.done(jti, timeout=60)
+    rs = tap.wait_for(lambda rs: total(rs, 500) >= 2.0 and rs)
+    assert active_seconds(tap.left()) - total(rs, 500) < 0.5, "the text was spoken as well"
+    with pytest.raises(TimeoutError):
+        province.event("alert.resource_rejected", timeout=0.5)
+
+
+def test_an_unknown_announcement_falls_back_to_the_spoken_text(start_audio_agent, province, tap):
+    start_audio_agent("pyaudio")
+    jti = province.send("alert", {"headline": "Sơ tán ngay khỏi vùng trũng", "announcements": ["ede-evac"],
+                                  "repeat": 1, "siren": False})
+    province.done(jti, timeout=60)
+    ev = province.event("alert.resource_rejected")
+    assert "ede-evac" in ev["data"]["error"]
+    assert active_seconds(tap.left()) > 1.0  # the headline, spoken

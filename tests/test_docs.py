@@ -23,7 +23,8 @@ def test_every_example_is_valid_json():
     assert {"command", "ack-rejected", "ack-done", "config.set", "status", "heartbeat", "event"} <= examples().keys()
 
 
-@pytest.mark.parametrize("name", ["command", "config.set", "play-emergency", "alert", "display.show", "update"])
+@pytest.mark.parametrize("name", ["command", "config.set", "config.set-announcements", "play-emergency", "alert",
+                                  "display.show", "update"])
 def test_command_examples_pass_the_envelope_and_params_schemas(name):
     claims = CLAIMS.check(examples()[name], "")
     REGISTRY.get(claims["type"]).check(claims["params"])
