@@ -1,9 +1,11 @@
-"""docs/protocol.md's examples hold against the real code."""
+"""docs/protocol.md's examples hold against the real code; the Vietnamese guide shows what `loa` prints."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,8 @@ import pytest
 from agent.commands import REGISTRY
 from agent.envelope import CLAIMS
 
-DOC = Path(__file__).resolve().parent.parent / "docs/protocol.md"
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs/protocol.md"
 EXAMPLE = re.compile(r"<!-- example: ([\w.-]+) -->\s*```json\n(.*?)```", re.S)
 
 
@@ -117,3 +120,12 @@ def test_bundle_examples_are_what_the_builder_writes_and_the_verifier_accepts(tm
     wheels = [member(name, bytes(entry["size"])) for name, entry in doc["files"].items()]
     trusted = load_release_keys({"rel-1": release_keys["rel-1"].with_suffix(".pub")})
     assert open_bundle(write_members(tmp_path / "doc.tar", signed + wheels), trusted).raw == doc
+
+
+@pytest.mark.slow
+def test_the_vietnamese_guide_shows_what_loa_prints():
+    """docs/vi/huong-dan-ky-thuat.md's command outputs are regenerated from a real box by scripts/guide; a message
+    changed in the code and not in the guide fails here (numbers, times and identifiers aside)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "guide"), "--check"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
