@@ -88,6 +88,11 @@ def logs_get(core: Core, msg: Message, params: dict) -> Result:
     return Result(result={"lines": lines, "count": len(lines)})
 
 
+@REGISTRY.command("report.get", Obj({"date": Str(pattern=r"\d{4}-\d{2}-\d{2}", optional=True)}))
+def report_get(core: Core, msg: Message, params: dict) -> Result:
+    return Result(result=core.parts.asrun.report(params.get("date")))
+
+
 @REGISTRY.command("restart")
 def restart(core: Core, msg: Message, params: dict) -> None:
     core.restart(msg)

@@ -198,6 +198,10 @@ SCHEMA = Obj({
         "retry_s": Num(min=0.05, max=3600, default=10.0),  # waiting for an alert or a programme to end
         "download_retries": Int(min=0, max=20, default=3),
     }),
+    "report": Obj({  # as-run statistics (agent/asrun.py)
+        "daily_jitter_s": Num(min=0, max=6 * 3600, default=900.0),  # report.daily: this box's moment after midnight
+        "keep_days": Int(min=90, max=3660, default=100),
+    }),
     "log": Obj({
         "level": Str(choices=("debug", "info", "warning", "error"), default="info"),
         "buffer_lines": Int(min=10, max=100000, default=2000),

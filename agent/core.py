@@ -37,6 +37,7 @@ from .timeutil import rfc3339
 
 if TYPE_CHECKING:
     from .alerting import Alerts
+    from .asrun import AsRun
     from .audio.player import Player
     from .display.board import Board
     from .health import Health
@@ -70,6 +71,7 @@ class Parts:
     scheduler: Scheduler
     prefetcher: Prefetcher
     alerts: Alerts
+    asrun: AsRun
     selftest: SelfTest
     sensors: Sensors
     monitor: Monitor
@@ -109,7 +111,7 @@ class Core:
         # Every message the core thread handles, by type (Call and Wake are the loop's own).
         self.handlers: dict[type, Callable[[Any], None]] = {
             LinkConnected: self._on_link_connected,
-            LinkDisconnected: lambda m: None,  # the link reconnects on its own; the outbox simply waits
+            LinkDisconnected: lambda m: parts.asrun.link_changed(False),  # the link reconnects on its own
             LinkRefused: self._on_link_refused,
             LinkPublished: self.outbox.published,
             LinkMessage: self._on_link_message,
@@ -145,6 +147,7 @@ class Core:
         self.parts.player.close()  # relays off; final acks and proof of play for what was playing
         if self.parts.board is not None:
             self.parts.board.close()
+        self.parts.asrun.close()
         self.outbox.drain(self.loop, timeout=3.0)
 
     def stop(self) -> None:
@@ -161,7 +164,7 @@ class Core:
             self.rt.emit_event("store.recovered", self.store.recovered)
         self.loop.call_later(0, self.envelope.warm_up)
         p = self.parts
-        for part in (p.player, p.scheduler, p.prefetcher, p.board, p.sensors, p.monitor, p.updater):
+        for part in (p.player, p.scheduler, p.prefetcher, p.board, p.sensors, p.monitor, p.updater, p.asrun):
             if part is not None:
                 part.start()
         interval = self.notifier.watchdog_interval() if self.notifier else None
@@ -186,6 +189,7 @@ class Core:
     # --- link events --------------------------------------------------------------------
     def _on_link_connected(self, m: LinkConnected) -> None:
         self.faults.clear("mqtt_auth")
+        self.parts.asrun.link_changed(True)
         self.outbox.connected()
 
     def _on_link_refused(self, m: LinkRefused) -> None:

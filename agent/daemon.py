@@ -32,6 +32,7 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     import drivers
 
     from .alerting import Alerts
+    from .asrun import AsRun
     from .audio.amp import Amp
     from .audio.player import Player
     from .audio.tts import Speaker
@@ -88,7 +89,7 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     updater = Updater(rt, layout=running_layout(), cache=cache, player=player, alerts=alerts,
                       healthy=lambda: self_check(store, link),
                       online=lambda: link is not None and link.generation > 0)
-    parts = Parts(player=player, scheduler=scheduler, prefetcher=prefetcher, alerts=alerts,
+    parts = Parts(player=player, scheduler=scheduler, prefetcher=prefetcher, alerts=alerts, asrun=AsRun(rt, store),
                   selftest=SelfTest(rt, player=player, amp=amp, gpio=gpio), sensors=sensors, monitor=monitor,
                   maintenance=maintenance, updater=updater, board=board)
     return Core(rt, store, parts, health, link=link, boot_id=boot_id, notifier=notifier, ring=ring)

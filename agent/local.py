@@ -77,6 +77,11 @@ class LocalOps:
     def _play(self, source: dict, level: str = "priority", **params: Any) -> dict:
         return self.op_command("play", {"source": source, "level": level, **params})
 
+    def op_report(self, date: str | None = None, days: int = 1) -> dict:
+        if not 1 <= days <= 366:
+            raise Rejection("bad_schema", "days: must be between 1 and 366")
+        return {"reports": self.parts.asrun.reports(date, days)}
+
     def op_play_file(self, path: str, **params: Any) -> Callable[[Reply], None]:
         """Copy a local file into the media cache (on a worker), then play it; answered once it is submitted."""
         Path(path).stat()  # a missing or unreadable file is the technician's error now, not later

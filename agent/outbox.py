@@ -11,8 +11,9 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .asrun import LedgerRow, ledger_rows
 from .commands import Result
 from .timeutil import rfc3339
 
@@ -39,24 +40,28 @@ class Outbox:
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
         self._last_submitted = 0
         self._delivered: list[int] = []
-        self._unwritten: deque[dict] = deque(maxlen=10_000)  # events the disk could not take yet
+        # Events the disk could not take yet: (payload, as-run ledger rows, kv written with it).
+        self._unwritten: deque[tuple[dict, list[LedgerRow], dict | None]] = deque(maxlen=10_000)
 
     # --- events ---------------------------------------------------------------------------
-    def event(self, kind: str, data: dict) -> None:
-        """A durable event: written to the outbox first, published when connected, dropped on PUBACK.
+    def event(self, kind: str, data: dict, kv: dict[str, Any] | None = None) -> None:
+        """A durable event: written to the outbox first, published when connected, dropped on PUBACK. Its
+        as-run ledger rows (agent/asrun.py) and `kv` are written in the same transaction.
 
         When the state directory cannot take it (a full or failing disk), it waits in memory, in order,
         and is written by the next event or health check that finds room (`flush_unwritten`)."""
-        self._unwritten.append({"id": str(uuid.uuid4()), "device_id": self.topics.device_id,
-                                "at": rfc3339(self.clock()), "kind": kind, "data": data})
+        now = self.clock()
+        self._unwritten.append(({"id": str(uuid.uuid4()), "device_id": self.topics.device_id, "at": rfc3339(now),
+                                 "kind": kind, "data": data}, ledger_rows(kind, data, now), kv))
         self.flush_unwritten()
 
     def flush_unwritten(self) -> None:
         if not self._unwritten:
             return
         while self._unwritten:
+            payload, ledger, kv = self._unwritten[0]
             try:
-                self.store.enqueue(self.topics.event, self._unwritten[0])
+                self.store.enqueue(self.topics.event, payload, ledger=ledger, kv=kv)
             except sqlite3.OperationalError as e:  # "database or disk is full", "disk I/O error"
                 if len(self._unwritten) == 1 or len(self._unwritten) % 100 == 0:
                     log.error("cannot write events to the state database (%s): %d waiting in memory", e,

@@ -52,8 +52,8 @@ class Runtime(Protocol):
         """Run `fn` every `interval()` s on the core thread."""
         ...
 
-    def emit_event(self, kind: str, data: dict) -> None:
-        """A durable event to the province (docs/protocol.md, "Events")."""
+    def emit_event(self, kind: str, data: dict, kv: dict[str, Any] | None = None) -> None:
+        """A durable event to the province (docs/protocol.md, "Events"); `kv` is stored with it, atomically."""
         ...
 
     def complete(self, msg: Message, result: Result) -> None:

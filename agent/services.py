@@ -36,8 +36,8 @@ class Services:
     def every(self, interval: Callable[[], float], fn: Callable[[], None]) -> None:
         self.loop.every(interval, fn)
 
-    def emit_event(self, kind: str, data: dict) -> None:
-        self.outbox.event(kind, data)
+    def emit_event(self, kind: str, data: dict, kv: dict[str, Any] | None = None) -> None:
+        self.outbox.event(kind, data, kv)
 
     def complete(self, msg: Message, result: Result) -> None:
         self.outbox.complete(msg, result)

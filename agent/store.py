@@ -35,6 +35,14 @@ CREATE TABLE IF NOT EXISTS inbox (
     received REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- The as-run ledger (agent/asrun.py): what sounded, showed, ran and happened, as intervals of wall time.
+CREATE TABLE IF NOT EXISTS ledger (
+    kind TEXT NOT NULL,
+    what TEXT NOT NULL,
+    start REAL NOT NULL,
+    end REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_by_start ON ledger (start);
 """
 
 
@@ -99,11 +107,45 @@ class Store:
         self.db.execute("COMMIT")
 
     # --- outbox -----------------------------------------------------------------------
-    def enqueue(self, topic: str, payload: dict) -> int:
+    def enqueue(self, topic: str, payload: dict, *, ledger: list[tuple[str, str, float, float]] | None = None,
+                kv: dict[str, Any] | None = None) -> int:
+        """An outbox row; with ledger rows and key/values, all in one transaction."""
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        if not ledger and not kv:
+            return self._insert_outbox(topic, body)
+        db = self._tx()
+        try:
+            seq = self._insert_outbox(topic, body)
+            db.executemany("INSERT INTO ledger (kind, what, start, end) VALUES (?, ?, ?, ?)", ledger or [])
+            for key, value in (kv or {}).items():
+                self.put_json(key, value)
+            self._commit()
+            return seq
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _insert_outbox(self, topic: str, body: bytes) -> int:
         cur = self.db.execute("INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)",
                               (topic, body, time.time()))
         return int(cur.lastrowid or 0)
+
+    # --- as-run ledger ------------------------------------------------------------------
+    def ledger_add(self, rows: list[tuple[str, str, float, float]]) -> None:
+        if rows:
+            self._tx().executemany("INSERT INTO ledger (kind, what, start, end) VALUES (?, ?, ?, ?)", rows)
+            self._commit()
+
+    def ledger_sums(self, start: float, end: float, lookback: float) -> list[tuple[str, str, float, int]]:
+        """(kind, what, seconds inside [start, end), rows starting inside it) for rows starting from
+        start - lookback (no row is longer than that)."""
+        return self.db.execute(
+            "SELECT kind, what, SUM(MAX(0.0, MIN(end, :e) - MAX(start, :s))), SUM(start >= :s) FROM ledger "
+            "WHERE start >= :lo AND start < :e GROUP BY kind, what",
+            {"s": start, "e": end, "lo": start - lookback}).fetchall()
+
+    def ledger_prune(self, before: float) -> int:
+        return self.db.execute("DELETE FROM ledger WHERE end < ?", (before,)).rowcount
 
     def pending(self, after: int = 0, limit: int = 100) -> list[tuple[int, str, bytes]]:
         return self.db.execute("SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",

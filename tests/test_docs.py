@@ -101,7 +101,7 @@ def test_play_end_example_has_the_players_fields():
 
     proof = proof_of_play(Play(id="a7", source={"kind": "tone", "name": "siren"}, started_at=1.0), ["main"])
     doc = examples()["play.end"]["data"]
-    assert set(proof) | {"ended", "seconds", "completed", "reason", "plays"} == set(doc)
+    assert set(proof) | {"ended", "seconds", "completed", "reason", "plays", "runs"} == set(doc)
 
 
 def test_bundle_examples_are_what_the_builder_writes_and_the_verifier_accepts(tmp_path, release_keys):

@@ -40,6 +40,7 @@ class Play:
     stream: dict | None = None  # failover state of a stream: URL index, rounds, whether audio came
     run_start_s: float = 0.0  # media position where the current run began
     played_s: float = 0.0  # audio actually handed to the device, over all runs (proof of play)
+    runs: list[tuple[float, float]] = field(default_factory=list)  # wall-time spans that sounded (as-run)
     program: list | None = None  # segments played in turn (an alert: siren, then speech); None = not ready yet
     segment: int = 0
     engaged: bool = False  # holds its zones' relays (from its first start until it ends for good)

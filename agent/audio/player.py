@@ -116,7 +116,8 @@ class Player:
         if error:
             log.warning("[%s] cannot play: %s", play.id, error[1])
             self.rt.emit_event("media.rejected", {"id": play.id, "source": _brief(play.source), "code": error[0],
-                                                    "message": error[1]})
+                                                    "message": error[1], "origin": play.origin,
+                                                    "level": play.level})
             self._answer(play, "failed", error[0], error[1], {"completed": False, "reason": "failed"})
             return
         play.media = media
@@ -172,7 +173,11 @@ class Player:
             self._count(play, pos)
 
     def _count(self, play: Play, position_s: float) -> None:
-        play.played_s += max(0.0, position_s - play.run_start_s)
+        ran = max(0.0, position_s - play.run_start_s)
+        if ran > 0:
+            now = self.rt.clock()
+            play.runs.append((round(now - ran, 3), round(now, 3)))
+        play.played_s += ran
         play.run_start_s = position_s
         if not isinstance(play.media, Stream):
             play.position_s = position_s
@@ -183,16 +188,13 @@ class Player:
 
     def _finish(self, play: Play, reason: str, *, completed: bool, note: str = "", advance: bool = False) -> None:
         """End a play for good: silence it, release relays, proof of play, the final ack."""
-        if self.arbiter.current is play:
-            self._silence(play)
+        # Silenced whether or not the arbiter still holds it (a `stop` has already taken it off): the driver
+        # ignores a token that is not sounding, and counts the seconds of one that is.
+        self._silence(play)
         self.rt.cancel(self._timers.pop(id(play), None))
         self._release(play)
-        ended = self.rt.clock()
         seconds = round(play.played_s, 2)
-        if play.started_at is not None:
-            self.rt.emit_event("play.end", {
-                **self._proof(play), "ended": ended, "seconds": seconds, "completed": completed, "reason": reason,
-                "plays": play.plays_done})
+        self._end_proof(play, reason, completed)
         log.info("[%s] ended: %s%s", play.id, reason, f" ({note})" if note else "")
         if play.on_end is not None:
             play.on_end(play, reason, completed)
@@ -210,6 +212,14 @@ class Player:
 
     def _proof(self, play: Play) -> dict:
         return proof_of_play(play, self.amp.names(play.zones))
+
+    def _end_proof(self, play: Play, reason: str, completed: bool, **extra: str) -> None:
+        """`play.end` for a play that made a sound: what sounded (`seconds`, and when: `runs`, which the as-run
+        ledger is built from) and how it ended."""
+        if play.started_at is not None:
+            self.rt.emit_event("play.end", {**self._proof(play), "ended": self.rt.clock(),
+                                              "seconds": round(play.played_s, 2), "completed": completed,
+                                              "reason": reason, "plays": play.plays_done, "runs": play.runs, **extra})
 
     # --- what the driver reports (posted to the core) ---------------------------------------
     def _current(self, token: int) -> Play | None:
@@ -254,9 +264,7 @@ class Player:
             log.error("[%s] playback failed: %s", play.id, error)
             self._release(play)
             self._answer(play, "failed", code, error, {"completed": False, "reason": "failed"})
-            if play.started_at is not None:
-                self.rt.emit_event("play.end", {**self._proof(play), "ended": self.rt.clock(),
-                                                  "completed": False, "reason": "failed", "error": error})
+            self._end_proof(play, "failed", False, error=error)
             self._apply(self.arbiter.ended(play))
             return
         last_segment = play.program is None or play.segment + 1 >= len(play.program)
@@ -310,9 +318,7 @@ class Player:
             self._answer(play, "failed", "media_unavailable", f"no stream URL worked: {why}",
                          {"completed": False, "reason": "failed"})
             self._release(play)
-            if play.started_at is not None:
-                self.rt.emit_event("play.end", {**self._proof(play), "ended": self.rt.clock(),
-                                                  "completed": False, "reason": "failed", "error": why})
+            self._end_proof(play, "failed", False, error=why)
             self.rt.cancel(self._timers.pop(id(play), None))
             self._apply(self.arbiter.ended(play))
             return

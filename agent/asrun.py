@@ -1,0 +1,190 @@
+"""As-run statistics (thống kê thời lượng phát): what the box aired, per local day (`report.get`, `report.daily`,
+`loa report`; docs/protocol.md, "As-run reports").
+
+A ledger of rows `(kind, what, start, end)` in wall time, in the state database:
+
+| kind      | what                                          | from                                          |
+|-----------|-----------------------------------------------|-----------------------------------------------|
+| `sound`   | the level, one row per run that sounded       | `play.end`'s `runs` (a preempted programme    |
+|           |                                               | counts what sounded, nothing more)            |
+| `played`  | (a programme that sounded), at its start      | `play.end` of a schedule/command/cli play     |
+| `outcome` | `completed`, `cut_short`, `failed`, `skipped` | `play.end`, `media.rejected`, `schedule.skipped` |
+| `alert`   | the alert's level, at its start               | `alert.start`                                 |
+| `fault`   | the fault's code, when raised                 | `fault.raised`                                |
+| `display` | (content on the e-board)                      | `display.shown`                               |
+| `up`      | (the agent ran), `online` (connected)         | this component, every TICK_S and at a stop    |
+
+Event rows are written in the transaction that writes the event itself (Outbox -> Store.enqueue), so a report
+and the proof-of-play events never disagree: both have a programme, or neither. A day's figures are the rows'
+overlaps with that local day, so a programme across midnight counts on both sides and a restart only adds
+rows. `up` and `online` rows are closed every TICK_S with the elapsed *monotonic* time, so a clock jump moves
+what follows, never what was; a power cut loses at most TICK_S of uptime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from .errors import Rejection
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+    from .store import Store
+
+log = logging.getLogger("agent.asrun")
+
+LedgerRow = tuple[str, str, float, float]
+PROGRAMMES = ("schedule", "command", "cli")  # alerts are counted as alerts; self-test tones are not broadcasts
+LEVELS = ("normal", "priority", "emergency")
+OUTCOMES = ("completed", "cut_short", "failed", "skipped")
+TICK_S = 300.0
+LOOKBACK_S = 2 * 86400.0  # no ledger row is longer (runs and shown slides are bounded; up/online by TICK_S)
+CATCH_UP_DAYS = 7  # after a long power cut, the daily reports of up to a week back still go out
+
+
+def ledger_rows(kind: str, data: dict, now: float) -> list[LedgerRow]:
+    """The ledger rows an event stands for (none for most events)."""
+    if kind == "play.end" and data.get("origin") != "selftest":
+        rows: list[LedgerRow] = [("sound", data["level"], s, e) for s, e in data.get("runs", [])]
+        if data.get("origin") in PROGRAMMES:
+            started = data.get("started") or now
+            outcome = "completed" if data.get("completed") else "failed" if data.get("reason") == "failed" \
+                else "cut_short"
+            rows += [("played", "", started, started), ("outcome", outcome, started, started)]
+        return rows
+    if kind == "media.rejected" and data.get("origin") in PROGRAMMES:
+        return [("outcome", "failed", now, now)]
+    if kind == "schedule.skipped":
+        at = data.get("at") or now
+        return [("outcome", "skipped", at, at)]
+    if kind == "alert.start":
+        return [("alert", data.get("level", ""), now, now)]
+    if kind == "fault.raised":
+        return [("fault", data.get("code", ""), now, now)]
+    if kind == "display.shown":
+        return [("display", "", data["started"], data["ended"])]
+    return []
+
+
+class Span:
+    """An interval being lived (the agent up, the link online): written out as rows every tick."""
+
+    def __init__(self, kind: str, wall: float):
+        self.kind, self.wall, self.mono = kind, wall, time.monotonic()
+
+    def cut(self, wall: float) -> LedgerRow:
+        """The row up to now, by the monotonic clock; the next one starts at the wall clock's now."""
+        mono = time.monotonic()
+        row = (self.kind, "", self.wall, self.wall + (mono - self.mono))
+        self.wall, self.mono = wall, mono
+        return row
+
+
+class AsRun:
+    def __init__(self, rt: Runtime, store: Store):
+        self.rt, self.store = rt, store
+        self.spans: dict[str, Span] = {"up": Span("up", rt.clock())}
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.rt.cfg["device"]["tz"])
+
+    def start(self) -> None:
+        self.rt.every(lambda: TICK_S, self.tick)
+        self.rt.call_later(0, self.daily)
+
+    def link_changed(self, connected: bool) -> None:
+        now = self.rt.clock()
+        if connected and "online" not in self.spans:
+            self.spans["online"] = Span("online", now)
+        elif not connected and "online" in self.spans:
+            self.store.ledger_add([self.spans.pop("online").cut(now)])
+
+    def tick(self) -> None:
+        now = self.rt.clock()
+        self.store.ledger_add([span.cut(now) for span in self.spans.values()])
+        self.daily()
+
+    def close(self) -> None:
+        """At a clean stop: the open intervals up to now."""
+        self.tick()
+        self.spans.clear()
+
+    # --- reports --------------------------------------------------------------------------------
+    def day_bounds(self, day: date) -> tuple[float, float]:
+        tz = self.tz
+        start = datetime.combine(day, datetime.min.time(), tz)
+        return start.timestamp(), datetime.combine(day + timedelta(days=1), datetime.min.time(), tz).timestamp()
+
+    def today(self) -> date:
+        return datetime.fromtimestamp(self.rt.clock(), self.tz).date()
+
+    def report(self, day: str | date | None = None) -> dict:
+        """One local day's figures (PROTOCOL.md, `report.get`)."""
+        if day is None:
+            day = self.today()
+        elif isinstance(day, str):
+            try:
+                day = date.fromisoformat(day)
+            except ValueError:
+                raise Rejection("bad_schema", f"params.date: not a date (YYYY-MM-DD): {day!r}") from None
+        start, end = self.day_bounds(day)
+        now = self.rt.clock()
+        seconds: dict[tuple[str, str], float] = {}
+        counts: dict[tuple[str, str], int] = {}
+        rows = [(k, w, s or 0.0, n or 0) for k, w, s, n in self.store.ledger_sums(start, end, LOOKBACK_S)]
+        # What is being lived now is not written yet: count it too (the report for today is up to now).
+        rows += [(span.kind, "", max(0.0, min(now, end) - max(span.wall, start)), 0) for span in self.spans.values()]
+        for kind, what, secs, n in rows:
+            seconds[kind, what] = seconds.get((kind, what), 0.0) + secs
+            counts[kind, what] = counts.get((kind, what), 0) + n
+
+        def total(kind: str, table: dict) -> float:
+            return sum(v for (k, _), v in table.items() if k == kind)
+
+        return {
+            "date": day.isoformat(), "tz": self.rt.cfg["device"]["tz"], "device_id": self.rt.device_id,
+            "on_air_s": {level: round(seconds.get(("sound", level), 0.0), 1) for level in LEVELS},
+            "programmes": {"played": counts.get(("played", ""), 0),
+                           **{o: counts.get(("outcome", o), 0) for o in OUTCOMES}},
+            "alerts": int(total("alert", counts)), "online_s": round(seconds.get(("online", ""), 0.0), 1),
+            "uptime_s": round(seconds.get(("up", ""), 0.0), 1), "faults_raised": int(total("fault", counts)),
+            "display_s": round(seconds.get(("display", ""), 0.0), 1),
+        }
+
+    def reports(self, last: str | None, days: int) -> list[dict]:
+        """`days` consecutive days ending with `last` (default today), oldest first."""
+        end = date.fromisoformat(last) if last else self.today()
+        return [self.report(end - timedelta(days=n)) for n in range(days - 1, -1, -1)]
+
+    # --- the daily report ----------------------------------------------------------------------
+    def jitter_s(self) -> float:
+        """The fleet does not report at one instant: each box waits its own share of the window after midnight."""
+        window = self.rt.cfg["report"]["daily_jitter_s"]
+        digest = hashlib.sha256(self.rt.device_id.encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 * window
+
+    def daily(self) -> None:
+        """`report.daily` for each finished day not reported yet (once: the day is recorded with the event)."""
+        today = self.today()
+        if self.rt.clock() < self.day_bounds(today)[0] + self.jitter_s():
+            today -= timedelta(days=1)  # before this box's moment: yesterday is still "today" for reporting
+        last = self.store.get_json("report_daily_last")
+        if last is None:  # a new box: its first report is for its first whole day, not for before it was here
+            self.store.put_json("report_daily_last", (today - timedelta(days=1)).isoformat())
+            return
+        day = max(date.fromisoformat(last) + timedelta(days=1), today - timedelta(days=CATCH_UP_DAYS))
+        if day >= today:
+            return
+        while day < today:
+            self.rt.emit_event("report.daily", self.report(day), kv={"report_daily_last": day.isoformat()})
+            day += timedelta(days=1)
+        keep = self.rt.cfg["report"]["keep_days"]
+        dropped = self.store.ledger_prune(self.rt.clock() - keep * 86400.0)
+        if dropped:
+            log.info("as-run ledger: dropped %d row(s) older than %d days", dropped, keep)
