@@ -43,14 +43,24 @@ PROGRAMMES = ("schedule", "command", "cli")  # alerts are counted as alerts; sel
 LEVELS = ("normal", "priority", "emergency")
 OUTCOMES = ("completed", "cut_short", "failed", "skipped")
 TICK_S = 300.0
-LOOKBACK_S = 2 * 86400.0  # no ledger row is longer (runs and shown slides are bounded; up/online by TICK_S)
+MAX_ROW_S = 3600.0  # longer spans (a day-long stream relay) are cut into rows this long, so that a day's report
+LOOKBACK_S = MAX_ROW_S  # reads only the rows that start within the day or in the hour before it
 CATCH_UP_DAYS = 7  # after a long power cut, the daily reports of up to a week back still go out
+
+
+def spans(kind: str, what: str, start: float, end: float) -> list[LedgerRow]:
+    """Rows for a span, none longer than MAX_ROW_S."""
+    rows = []
+    while end - start > MAX_ROW_S:
+        rows.append((kind, what, start, start + MAX_ROW_S))
+        start += MAX_ROW_S
+    return [*rows, (kind, what, start, end)]
 
 
 def ledger_rows(kind: str, data: dict, now: float) -> list[LedgerRow]:
     """The ledger rows an event stands for (none for most events)."""
     if kind == "play.end" and data.get("origin") != "selftest":
-        rows: list[LedgerRow] = [("sound", data["level"], s, e) for s, e in data.get("runs", [])]
+        rows: list[LedgerRow] = [r for s, e in data.get("runs", []) for r in spans("sound", data["level"], s, e)]
         if data.get("origin") in PROGRAMMES:
             started = data.get("started") or now
             outcome = "completed" if data.get("completed") else "failed" if data.get("reason") == "failed" \
@@ -67,7 +77,7 @@ def ledger_rows(kind: str, data: dict, now: float) -> list[LedgerRow]:
     if kind == "fault.raised":
         return [("fault", data.get("code", ""), now, now)]
     if kind == "display.shown":
-        return [("display", "", data["started"], data["ended"])]
+        return spans("display", "", data["started"], data["ended"])
     return []
 
 
@@ -77,12 +87,12 @@ class Span:
     def __init__(self, kind: str, wall: float):
         self.kind, self.wall, self.mono = kind, wall, time.monotonic()
 
-    def cut(self, wall: float) -> LedgerRow:
-        """The row up to now, by the monotonic clock; the next one starts at the wall clock's now."""
+    def cut(self, wall: float) -> list[LedgerRow]:
+        """The rows up to now, by the monotonic clock; the next one starts at the wall clock's now."""
         mono = time.monotonic()
-        row = (self.kind, "", self.wall, self.wall + (mono - self.mono))
+        rows = spans(self.kind, "", self.wall, self.wall + (mono - self.mono))
         self.wall, self.mono = wall, mono
-        return row
+        return rows
 
 
 class AsRun:
@@ -103,11 +113,11 @@ class AsRun:
         if connected and "online" not in self.spans:
             self.spans["online"] = Span("online", now)
         elif not connected and "online" in self.spans:
-            self.store.ledger_add([self.spans.pop("online").cut(now)])
+            self.store.ledger_add(self.spans.pop("online").cut(now))
 
     def tick(self) -> None:
         now = self.rt.clock()
-        self.store.ledger_add([span.cut(now) for span in self.spans.values()])
+        self.store.ledger_add([row for span in self.spans.values() for row in span.cut(now)])
         self.daily()
 
     def close(self) -> None:
