@@ -34,6 +34,7 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     from .alerting import Alerts
     from .audio.amp import Amp
     from .audio.player import Player
+    from .audio.reading import reader_for
     from .audio.tts import Speaker
     from .core import Core, Parts, self_check
     from .faults import Faults
@@ -66,7 +67,7 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     gpio = drivers.load("gpio", cfg["gpio"]["backend"])(cfg["gpio"])
     audio = drivers.load("audio", cfg["audio"]["backend"])(cfg["audio"], loop.post)
     cache = MediaCache(state / "cache")
-    speaker = Speaker(state / "tts")
+    speaker = Speaker(state / "tts", reader=reader_for(cfg))  # every spoken text read by the same rules
     amp = Amp(gpio, cfg["zones"], cfg["amp"], call_later=loop.call_later, cancel=loop.cancel, fault=faults.set)
     health = Health(str(state), proc=cfg["health"]["proc"], sys=cfg["health"]["sys"])
 
