@@ -252,7 +252,7 @@ def _preceded_by(s: str, start: int, words: str) -> bool:
 
 def _key_pattern(key: str) -> str:
     body = r"\s+".join(re.escape(part) for part in key.split())
-    return body + (r"(?!\w)" if re.match(r"\w", key[-1]) else "")
+    return body + (r"(?![^\W\d_])" if re.match(r"\w", key[-1]) else "")  # QL1A: quốc lộ 1A
 
 
 def _alternation(keys: list[str]) -> str:
@@ -283,7 +283,7 @@ class Reader:
                         rf"(?:\s?(?:phút|ph|p|')(?!\w))?{_END}"), self._time),
             (re.compile(rf"(?<!\w)(?P<w>(?i:thứ|tháng))\s+(?P<n>\d{{1,2}}){_END}"), self._ordinal),
             (re.compile(rf"(?<!\w)(?P<w>{_ROMAN_CUE})\s+(?P<r>[IVX]+)(?!\w)"), self._roman),
-            (re.compile(rf"(?P<neg>(?<![\w)])-\s?)?(?<![\d.,])(?P<a>{_NUM})(?:\s*-\s*(?P<b>{_NUM}))?"
+            (re.compile(rf"(?P<neg>(?<![\w)])-\s?)?(?<![\d.,])(?P<a>{_NUM})(?:\s*-\s*(?P<b>{_NUM})|/(?P<over>\d+))?"
                         rf"(?:\s?(?P<u>{unit})(?:/(?P<per>{unit}))?)?"), self._number),
             (re.compile(_alternation(list(self.table["symbol"])) or never), self._symbol),
             (re.compile(r"[^\W\d_]+"), self._caps),
@@ -313,20 +313,21 @@ class Reader:
         return f" {reading} "
 
     def _phones(self, m: re.Match[str]) -> str:
-        return m["cue"] + re.sub(_PHONE, lambda p: _phone(p[0]), m["list"]) + " "
+        return m["cue"] + re.sub(r"\+?\(?\d(?:[\d() .-]*\d)?", lambda p: _phone(p[0]), m["list"]) + " "
 
     def _date(self, m: re.Match[str]) -> str:
         s, start = m.string, m.start()
-        d, mo, y = (m["d"] or m["d1"] or m["d4"]), (m["m"] or m["m2"] or m["m3"] or m["m4"]), (m["y"] or m["y2"]
-                                                                                             or m["y3"])
-        if not 1 <= int(mo) <= 12 or (d and not 1 <= int(d) <= 31) or (m["d2"] and not 1 <= int(m["d2"]) <= 31):
+        d, y = m["d"] or m["d1"] or m["d4"], m["y"] or m["y2"] or m["y3"]
+        mo = m["m"] or m["m2"] or m["m3"] or m["m4"]
+        cue = _preceded_by(s, start, "ngày|hôm|mùng|mồng")
+        days_ok = all(1 <= int(x) <= 31 for x in (d, m["d2"]) if x)
+        if (m[0] == "24/7" and not cue) or not 1 <= int(mo) <= 12 or not days_ok:  # trực 24/7 is no date
             return m[0]  # not a date: the number rule reads the figures
         if d is None:
             words = ([] if _preceded_by(s, start, "tháng") else ["tháng"]) + [month(int(mo))]
         else:
             days = cardinal(int(d)) + (f" đến {cardinal(int(m['d2']))}" if m["d2"] else "")
-            words = ([] if _preceded_by(s, start, "ngày|hôm|mùng|mồng") else ["ngày"]) + [days, "tháng",
-                                                                                          month(int(mo))]
+            words = ([] if cue else ["ngày"]) + [days, "tháng", month(int(mo))]
         if y:
             words += ["năm", cardinal(int(y))]
         return f" {' '.join(words)} "
@@ -357,6 +358,8 @@ class Reader:
         words = ("âm " if m["neg"] else "") + number(m["a"])
         if m["b"]:
             words += f" đến {number(m['b'])}"
+        if m["over"]:  # what is not a date: trực 24/24, 45/100 hộ
+            words += f" trên {number(m['over'])}"
         if m["u"]:
             words += f" {self.table['unit'][m['u']]}"
         if m["per"]:  # 25.000đ/kg: đồng trên ki lô gam, as km/h is ki lô mét trên giờ
