@@ -8,6 +8,8 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent import config
 from agent.alerts import from_cap
@@ -206,6 +208,20 @@ def test_what_it_cannot_read_is_kept_never_dropped(reader):
     assert reader.read(text) == "Lorem ipsum æ ø å 😀 §"
     for word in ("Lorem", "ipsum", "😀", "§"):
         assert word in reader.read(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(list("0123456789 .,:/-%°Chkm³+()ĐđUBNDTPQxã\n!…") +
+                                ["thứ ", "ngày ", "gọi ", "quý ", "km/h", "VTV", "IV", "24/7"])).map("".join))
+def test_any_text_is_read_without_error(reader, text):
+    reader.read(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["bão", "lũ", "xã", "thôn", "họp", "người", "dân", "ca", "trực", "Điện", "ha",
+                                 "tổ", "giờ", "thứ", "ngày", "tháng"]), min_size=1).map(" ".join))
+def test_plain_words_are_kept_as_they_are(reader, text):
+    assert reader.read(text) == text
 
 
 def test_a_province_lexicon_extends_and_overrides_the_built_in_one_through_the_config(tmp_path):
