@@ -48,3 +48,28 @@ def test_a_lexicon_change_renders_anew_and_other_languages_are_left_alone(tmp_pa
     unaffected = "Bão số 3 giật cấp 15."
     assert built_in.key(built_in.words(unaffected), "vi") == province.key(province.words(unaffected), "vi")
     assert built_in.words("Call 114 at 7h30", "en") == "Call 114 at 7h30"
+
+
+def test_the_daemons_speaker_reads_with_the_configs_lexicon_for_schedules_and_alerts(tmp_path):
+    from agent import config
+    from agent.daemon import build
+    from agent.store import Store
+
+    (tmp_path / "gia-lai.tsv").write_text("TT\tthị trấn\n", encoding="utf-8")
+    path = tmp_path / "agent.yaml"
+    path.write_text(f"device: {{id: GL-0001}}\nsecurity: {{require_signed: false}}\naudio: {{backend: null}}\n"
+                    f"paths: {{state_dir: {tmp_path}/state, socket: {tmp_path}/agent.sock}}\n"
+                    "tts: {lexicon: [gia-lai.tsv]}\n", encoding="utf-8")
+    cfg = config.load(path)
+    store = Store(cfg["paths"]["state_dir"])
+    try:
+        core = build(cfg, store)
+        speaker = core.parts.player.speaker
+        assert core.parts.alerts.speaker is speaker
+        speaker.speak(TEXT)
+        words = ("ủy ban nhân dân xã: cắt điện từ bảy giờ ba mươi phút đến mười bảy giờ ngày ba tháng mười hai tại "
+                 "thị trấn Phú Thiện.")
+        assert speaker.words(TEXT) == words
+        assert wavs(tmp_path / "state/tts") == {f"{speaker.key(words, 'vi')}.wav"}
+    finally:
+        store.close()

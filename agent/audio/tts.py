@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,10 +57,13 @@ class EspeakNg(Engine):
 
 
 class Speaker:
-    def __init__(self, cache_dir: Path, engine: Engine | None = None, reader: Reader | None = None):
+    def __init__(self, cache_dir: Path, engine: Engine | None = None,
+                 reader: Reader | Callable[[], Reader] | None = None):
         self.dir = Path(cache_dir)
         self.engine = engine or EspeakNg()
-        self.reader = reader  # None: the built-in lexicon alone, loaded when first needed
+        # A Reader, or how to get one when speech is needed (the daemon's: the idle agent carries no lexicon);
+        # None: the built-in lexicon alone.
+        self.reader = reader
 
     def words(self, text: str, lang: str = "vi") -> str:
         """What the engine is given: Vietnamese read into words by the Reader; other languages as they are."""
@@ -69,7 +73,8 @@ class Speaker:
             from .reading import reader_for
 
             self.reader = reader_for({})
-        return self.reader.read(text)
+        reader = self.reader() if callable(self.reader) else self.reader
+        return reader.read(text)
 
     def key(self, text: str, lang: str) -> str:
         return hashlib.sha256(f"{self.engine.name}\0{lang}\0{text}".encode()).hexdigest()
