@@ -18,6 +18,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["agent", "agent.*", "drivers", "drivers.*"]),
     include_package_data=True,
+    package_data={"agent.audio": ["lexicon_vi.tsv"]},  # the built-in reading lexicon (agent/audio/reading.py)
     install_requires=[
         # Debian's python3-paho-mqtt is 1.6 and lacks CallbackAPIVersion.VERSION2.
         "paho-mqtt>=2.1,<3",

@@ -131,6 +131,9 @@ SCHEMA = Obj({
         "retry_s": Num(min=0.1, max=600, default=2.0),
         "stream_rounds": Int(min=1, max=100, default=3),
     }),
+    "tts": Obj({
+        "lexicon": List(Str(min_len=1), max_len=32, default=list),  # province files over the built-in lexicon
+    }),
     "amp": Obj({
         "warmup_s": Num(min=0, max=30, default=1.0),
         "hold_s": Num(min=0, max=3600, default=10.0),
@@ -261,6 +264,7 @@ def _resolve_paths(cfg: dict, base_dir: Path) -> None:
     for section, key in (("display", "png_dir"), ("display", "fb_sysfs"), ("gpio", "sim_log")):
         if cfg[section].get(key):
             cfg[section][key] = fix(cfg[section][key])
+    cfg["tts"]["lexicon"] = [fix(p) for p in cfg["tts"]["lexicon"]]
 
 
 def _read_or_none(path: str) -> bytes | None:
@@ -318,6 +322,10 @@ def _cross_checks(cfg: dict) -> list[str]:
         problems.append("audio.default_volume: must not exceed audio.max_volume")
     if cfg["display"]["backend"] == "png" and not cfg["display"].get("png_dir"):
         problems.append("display.png_dir: is required with display.backend: png")
+    if cfg["tts"]["lexicon"]:
+        from .audio.reading import lexicon_problems  # only when a province lexicon is named
+
+        problems += lexicon_problems(cfg["tts"]["lexicon"])
     return problems
 
 

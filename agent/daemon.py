@@ -17,6 +17,7 @@ from . import __version__, config
 from .errors import ConfigError, DriverError, IpcError
 
 if TYPE_CHECKING:
+    from .audio.reading import Reader
     from .core import Core
     from .logbuffer import RingHandler
     from .sdnotify import Notifier
@@ -67,7 +68,12 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     gpio = drivers.load("gpio", cfg["gpio"]["backend"])(cfg["gpio"])
     audio = drivers.load("audio", cfg["audio"]["backend"])(cfg["audio"], loop.post)
     cache = MediaCache(state / "cache")
-    speaker = Speaker(state / "tts")
+    def reader() -> Reader:  # loaded when speech is first needed (config.load has checked the files)
+        from .audio.reading import reader_for
+
+        return reader_for(cfg)  # again after a lexicon file changes
+
+    speaker = Speaker(state / "tts", reader=reader)  # every spoken text, schedules' and alerts', read alike
     amp = Amp(gpio, cfg["zones"], cfg["amp"], call_later=loop.call_later, cancel=loop.cancel, fault=faults.set)
     health = Health(str(state), proc=cfg["health"]["proc"], sys=cfg["health"]["sys"])
 

@@ -1,7 +1,8 @@
 """Text to speech behind one small interface; espeak-ng's Vietnamese voice renders it today.
 
-Speech is rendered to a WAV once, cached by a hash of (engine, voice, text),
-and loaded as PCM, so a bulletin repeated three times is synthesised once.
+Vietnamese text is first read into words by `reading.Reader` (numbers, dates, abbreviations: what a news
+reader would say), then rendered to a WAV once, cached by a hash of (engine, voice, those words), and
+loaded as PCM, so a bulletin repeated three times is synthesised once and a lexicon change re-renders it.
 A better engine (e.g. a neural Vietnamese voice) fits behind `Engine`.
 """
 
@@ -9,10 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from drivers.audio import Pcm
 from drivers.audio.base import CHANNELS, RATE
+
+if TYPE_CHECKING:
+    from .reading import Reader
 
 MAX_TEXT = 5000
 
@@ -51,9 +57,24 @@ class EspeakNg(Engine):
 
 
 class Speaker:
-    def __init__(self, cache_dir: Path, engine: Engine | None = None):
+    def __init__(self, cache_dir: Path, engine: Engine | None = None,
+                 reader: Reader | Callable[[], Reader] | None = None):
         self.dir = Path(cache_dir)
         self.engine = engine or EspeakNg()
+        # A Reader, or how to get one when speech is needed (the daemon's: the idle agent carries no lexicon);
+        # None: the built-in lexicon alone.
+        self.reader = reader
+
+    def words(self, text: str, lang: str = "vi") -> str:
+        """What the engine is given: Vietnamese read into words by the Reader; other languages as they are."""
+        if not lang.lower().startswith("vi"):
+            return text
+        if self.reader is None:
+            from .reading import reader_for
+
+            self.reader = reader_for({})
+        reader = self.reader() if callable(self.reader) else self.reader
+        return reader.read(text)
 
     def key(self, text: str, lang: str) -> str:
         return hashlib.sha256(f"{self.engine.name}\0{lang}\0{text}".encode()).hexdigest()
@@ -64,15 +85,16 @@ class Speaker:
             raise TtsError("nothing to say: the text is empty")
         if len(text) > MAX_TEXT:
             raise TtsError(f"text longer than {MAX_TEXT} characters")
+        words = self.words(text, lang)
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"{self.key(text, lang)}.wav"
+        path = self.dir / f"{self.key(words, lang)}.wav"
         if not path.exists():
             import tempfile  # speech is rendered rarely: keep these out of the idle agent (RSS)
 
             fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
             os.close(fd)
             try:
-                self.engine.render(text, lang, Path(tmp))
+                self.engine.render(words, lang, Path(tmp))
                 os.replace(tmp, path)
             finally:
                 if os.path.exists(tmp):
