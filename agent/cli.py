@@ -178,11 +178,11 @@ def _print(data: Any, as_json: bool, human: Any) -> None:
         human(data)
 
 
-def _rows(rows: list[tuple[str, str]], indent: str = "  ") -> None:
+def _rows(rows: list[tuple[str, str]]) -> None:
     """`label:  value` lines, the values aligned whatever the language's labels."""
     width = max(len(label) for label, _value in rows) + 2
     for label, value in rows:
-        print(f"{indent}{label + ':':<{width}}{value}" if label else f"{indent}{'':<{width}}{value}")
+        print(f"  {label + ':':<{width}}{value}" if label else f"  {'':<{width}}{value}")
 
 
 def _on(on: bool) -> str:
@@ -435,12 +435,15 @@ def cmd_display(args: argparse.Namespace, path: str) -> int:
 
     def human(o: dict) -> None:
         s = o["showing"] or {}
-        _rows([(_("panel"), _("%(state)s (%(backend)s), %(frames)s drawn", state=_("on") if o["on"] else _("OFF"),
-                                backend=o["backend"], frames=n_("%(n)d frame", "%(n)d frames", o["frames"]))),
-               (_("showing"), f"{s.get('origin', '-')} {s.get('kind', '')} {s.get('title') or s.get('id', '')}"),
-               (_("playlist"), _("%(slides)s valid now; ticker: %(ticker)s",
-                                 slides=n_("%(n)d slide", "%(n)d slides", o["playlist"]),
-                                 ticker=o["ticker"] or _("none")))], indent="")
+        showing = f"{s.get('origin', '-')} {s.get('kind', '')} {s.get('title') or s.get('id', '')}"
+        for label, value in ((_("panel"), _("%(state)s (%(backend)s), %(frames)s drawn", backend=o["backend"],
+                                             state=_("on") if o["on"] else _("OFF"),
+                                             frames=n_("%(n)d frame", "%(n)d frames", o["frames"]))),
+                             (_("showing"), showing),
+                             (_("playlist"), _("%(slides)s valid now; ticker: %(ticker)s",
+                                               slides=n_("%(n)d slide", "%(n)d slides", o["playlist"]),
+                                               ticker=o["ticker"] or _("none")))):
+            print(f"{label}: {value}")
 
     _print(out, args.json, human)
     return 0
