@@ -1,12 +1,26 @@
 """loa-agent: edge agent for commune IP loudspeakers and e-boards."""
 
+import importlib.util
 import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "agent/__init__.py").read_text()).group(1)
+
+
+class BuildPyWithCatalogues(build_py):
+    """Also compiles the `loa` message catalogues (agent/locale/*/LC_MESSAGES/loa.po) into the build's .mo files:
+    the .mo are not in git, and every wheel (hence every release bundle) must carry them."""
+
+    def run(self) -> None:
+        super().run()
+        spec = importlib.util.spec_from_file_location("loa_catalogs", HERE / "agent/catalogs.py")
+        catalogs = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(catalogs)
+        catalogs.compile_all(HERE / "agent/locale", Path(self.build_lib) / "agent/locale")
 
 setup(
     name="loa-agent",
@@ -37,11 +51,12 @@ setup(
         "Pillow>=10",  # e-board frames: text layout with FreeType, image scaling, EXIF orientation, PNG
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.5", "hypothesis>=6", "numpy"],
+        "test": ["pytest>=8", "ruff>=0.5", "hypothesis>=6", "numpy", "babel>=2.10"],
         # GPIO backends, each only where it can work; imported only when gpio.backend names it.
         "pi": ["RPi.GPIO>=0.7.1; platform_machine in 'armv6l armv7l aarch64'"],
         "gpiod": ["gpiod>=2.1; sys_platform == 'linux'"],
     },
+    cmdclass={"build_py": BuildPyWithCatalogues},
     entry_points={
         "console_scripts": [
             "loa-agent = agent.daemon:main",

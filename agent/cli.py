@@ -10,98 +10,165 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
-from . import __version__, config
+from . import __version__, config, i18n
 from .errors import ConfigError, IpcError, Rejection
+from .i18n import C_, Msg, Size, _, duration, n_, number, p_, render, when
 
 NOT_RUNNING = 3
+# Protocol words shown to the technician (translated where shown; --json keeps them as they are).
+WORDS = (C_("level", "normal"), C_("level", "priority"), C_("level", "emergency"), C_("audio", "idle"),
+         C_("audio", "playing"), C_("audio", "alert"), C_("kind", "file"), C_("kind", "stream"), C_("kind", "tts"),
+         C_("kind", "tone"), C_("status", "accepted"), C_("status", "done"), C_("status", "failed"),
+         C_("status", "rejected"))
+_configs: dict[str, dict] = {}
 
 
 def main(argv: list[str] | None = None) -> int:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", default=argparse.SUPPRESS,
-                        help=f"agent config file (default: $LOA_CONFIG or {config.DEFAULT_PATH})")
-    ap = argparse.ArgumentParser(prog="loa", parents=[common], description="Field tool for the loa-agent box")
-    ap.add_argument("--version", action="version", version=f"loa {__version__}")
-    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("status", parents=[common], help="is the agent up and connected? (default summary)")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("config", parents=[common], help="check or show the configuration")
-    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    csub.add_parser("check", parents=[common], help="validate the config file, start nothing")
-    show = csub.add_parser("show", parents=[common], help="print the effective config, secrets masked")
-    show.add_argument("--json", action="store_true")
-    p = sub.add_parser("logs", parents=[common], help="the agent's last log lines")
-    p.add_argument("-n", "--lines", type=int, default=50)
-    p.add_argument("--json", action="store_true")
-    sub.add_parser("restart", parents=[common], help="restart the agent")
-
-    p = sub.add_parser("play", parents=[common], help="play a local file, a stream URL or a tone (priority)")
-    p.add_argument("what", nargs="?", help="a file path or a stream URL")
-    p.add_argument("--tone", choices=("siren", "chime", "test"))
-    p.add_argument("--duration", type=float, help="seconds (tones, streams)")
-    p.add_argument("--level", choices=("normal", "priority"), default="priority")
-    p.add_argument("--volume", type=int)
-    p.add_argument("--repeat", type=int, default=1)
-    p.add_argument("--zone", action="append", dest="zones")
-    p = sub.add_parser("say", parents=[common], help="speak a text (Vietnamese by default)")
-    p.add_argument("text")
-    p.add_argument("--lang", default="vi")
-    p.add_argument("--level", choices=("normal", "priority"), default="priority")
-    p.add_argument("--zone", action="append", dest="zones")
-    sub.add_parser("stop", parents=[common], help="stop everything but an emergency")
-    p = sub.add_parser("volume", parents=[common], help="set the default (or a zone's) volume, 0-100")
-    p.add_argument("volume", type=int)
-    p.add_argument("--zone", action="append", dest="zones")
-    p = sub.add_parser("amp", parents=[common], help="switch the amplifier relays on or off")
-    p.add_argument("state", choices=("on", "off"))
-    p.add_argument("--zone", action="append", dest="zones")
-    p = sub.add_parser("schedule", parents=[common], help="upcoming programmes (time, item, level, cached?)")
-    p.add_argument("--hours", type=float, default=24)
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("cache", parents=[common], help="the media cache: status, prefetch (with progress), purge")
-    p.add_argument("action", choices=("status", "prefetch", "purge"), nargs="?", default="status")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("display", parents=[common], help="the e-board: status, screenshot FILE, on, off, clear")
-    p.add_argument("action", choices=("status", "screenshot", "on", "off", "clear"), nargs="?", default="status")
-    p.add_argument("file", nargs="?", default="screenshot.png", help="where a screenshot goes (PNG)")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("selftest", parents=[common], help="test tone through each zone: relays, feedback, microphone")
-    p.add_argument("--calibrate", action="store_true", help="take the microphone's reference level (at install)")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("doctor", parents=[common], help="check config, secrets, broker, certificates, clock, "
-                       "audio, GPIO, display, fonts, disk, cache, outbox, schedule (daemon running or not)")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("test", parents=[common], help="a chime and a 1 kHz tone through every zone")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("update", parents=[common], help="software update: status, rollback, or install a signed "
-                       "bundle from a FILE (USB stick) or a URL")
-    p.add_argument("what", nargs="?", default="status", help="status (default), rollback, a bundle file or a URL")
-    p.add_argument("--sha256", help="the bundle's SHA-256 (required with a URL)")
-    p.add_argument("--version", dest="bundle_version", help="the bundle's version (required with a URL)")
-    p.add_argument("--allow-downgrade", action="store_true", help="install even if older than the running version")
-    p.add_argument("--json", action="store_true")
-
-    args = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    lang, config_path = _early(argv)
+    path = config_path or os.environ.get("LOA_CONFIG", config.DEFAULT_PATH)
+    i18n.setup(i18n.choose(lang, lambda: _configured_lang(path)))
+    args = _parser().parse_args(argv)
     path = getattr(args, "config", None) or os.environ.get("LOA_CONFIG", config.DEFAULT_PATH)
     try:
         return COMMANDS[args.cmd](args, path)
     except ConfigError as e:
         for problem in e.problems:
-            print(f"loa: error: config: {problem}", file=sys.stderr)
+            print(_("loa: error: config: %(problem)s", problem=render(problem)), file=sys.stderr)
         return 2
     except Rejection as e:  # what the MQTT command's ack would say, e.g. "params.volume: must be 0-100"
-        print(f"loa: error: {e.message}", file=sys.stderr)
+        print(_("loa: error: %(message)s", message=render(e.message)), file=sys.stderr)
         return 2
     except IpcError as e:
-        print(f"loa: {e}", file=sys.stderr)
+        print(f"loa: {render(e.args[0] if e.args else e)}", file=sys.stderr)
         return NOT_RUNNING if "not running" in str(e) else 1
 
 
+class _Lenient(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
+
+
+def _early(argv: list[str]) -> tuple[str | None, str | None]:
+    """--lang and --config as typed, read before the real parser exists (its texts need the language); the real
+    parser checks them again. After `say`, --lang is the speech's language, not the CLI's."""
+    options = _Lenient(add_help=False, allow_abbrev=False)
+    options.add_argument("--lang")
+    options.add_argument("--config")
+    split = _Lenient(add_help=False, allow_abbrev=False, parents=[options])
+    split.add_argument("rest", nargs=argparse.REMAINDER)  # the subcommand and what follows it
+    try:
+        top = split.parse_known_args(argv)[0]
+        after = options.parse_known_args(top.rest[1:] if top.rest and top.rest[0] != "say" else [])[0]
+    except ValueError:
+        return None, None
+    return after.lang or top.lang, after.config or top.config
+
+
+def _load(path: str) -> dict:
+    """The config, loaded once per run (the language and the command both need it)."""
+    if path not in _configs:
+        _configs[path] = config.load(path)
+    return _configs[path]
+
+
+def _configured_lang(path: str) -> str | None:
+    try:
+        return _load(path)["cli"].get("lang")
+    except ConfigError:  # its problems are reported in the language of the other sources
+        return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    config_only = argparse.ArgumentParser(add_help=False)
+    config_only.add_argument("--config", default=argparse.SUPPRESS,
+                             help=_("agent config file (default: $LOA_CONFIG or %(path)s)", path=config.DEFAULT_PATH))
+    common = argparse.ArgumentParser(add_help=False, parents=[config_only])
+    common.add_argument("--lang", choices=i18n.LANGS, default=argparse.SUPPRESS,
+                        help=_("language of loa's messages (default: $LOA_LANG, cli.lang in the config, the locale)"))
+    json_help = _("machine-readable output (never translated)")
+    ap = argparse.ArgumentParser(prog="loa", parents=[common], description=_("Field tool for the loa-agent box"))
+    ap.add_argument("--version", action="version", version=f"loa {__version__}",
+                    help=_("show the version and exit"))
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar=_("COMMAND"))
+
+    def command(name: str, help: str, parents: list = [common]) -> argparse.ArgumentParser:  # noqa: B006
+        return sub.add_parser(name, parents=parents, help=help, description=help)
+
+    p = command("status", _("is the agent up and connected? (default summary)"))
+    p.add_argument("--json", action="store_true", help=json_help)
+    p = command("config", _("check or show the configuration"))
+    csub = p.add_subparsers(dest="action", required=True, metavar=_("ACTION"))
+    csub.add_parser("check", parents=[common], help=_("validate the config file, start nothing"))
+    show = csub.add_parser("show", parents=[common], help=_("print the effective config, secrets masked"))
+    show.add_argument("--json", action="store_true", help=json_help)
+    p = command("logs", _("the agent's last log lines"))
+    p.add_argument("-n", "--lines", type=int, default=50, help=_("how many lines (default 50)"))
+    p.add_argument("--json", action="store_true", help=json_help)
+    command("restart", _("restart the agent"))
+
+    levels = ("normal", "priority")
+    level_help = _("normal or priority (default priority)")
+    zone_help = _("only this zone (repeat for several; default: all)")
+    p = command("play", _("play a local file, a stream URL or a tone (priority)"))
+    p.add_argument("what", nargs="?", help=_("a file path or a stream URL"))
+    p.add_argument("--tone", choices=("siren", "chime", "test"), help=_("a generated tone instead"))
+    p.add_argument("--duration", type=float, help=_("seconds (tones, streams)"))
+    p.add_argument("--level", choices=levels, default="priority", help=level_help)
+    p.add_argument("--volume", type=int, help=_("0-100 (default: the zone's)"))
+    p.add_argument("--repeat", type=int, default=1, help=_("how many times (default 1)"))
+    p.add_argument("--zone", action="append", dest="zones", help=zone_help)
+    p = command("say", _("speak a text (Vietnamese by default)"), [config_only])
+    p.add_argument("text", help=_("the text to speak"))
+    p.add_argument("--lang", default="vi", help=_("the language spoken (default vi); loa's own language: "
+                                                  "loa --lang LANG say ..."))
+    p.add_argument("--level", choices=levels, default="priority", help=level_help)
+    p.add_argument("--zone", action="append", dest="zones", help=zone_help)
+    command("stop", _("stop everything but an emergency"))
+    p = command("volume", _("set the default (or a zone's) volume, 0-100"))
+    p.add_argument("volume", type=int, help=_("0-100"))
+    p.add_argument("--zone", action="append", dest="zones", help=zone_help)
+    p = command("amp", _("switch the amplifier relays on or off"))
+    p.add_argument("state", choices=("on", "off"), help=_("on or off"))
+    p.add_argument("--zone", action="append", dest="zones", help=zone_help)
+    p = command("schedule", _("upcoming programmes (time, item, level, cached?)"))
+    p.add_argument("--hours", type=float, default=24, help=_("how far ahead (default 24)"))
+    p.add_argument("--json", action="store_true", help=json_help)
+    p = command("cache", _("the media cache: status, prefetch (with progress), purge"))
+    p.add_argument("action", choices=("status", "prefetch", "purge"), nargs="?", default="status",
+                   help=_("status (default), prefetch or purge"))
+    p.add_argument("--json", action="store_true", help=json_help)
+    p = command("display", _("the e-board: status, screenshot FILE, on, off, clear"))
+    p.add_argument("action", choices=("status", "screenshot", "on", "off", "clear"), nargs="?", default="status",
+                   help=_("status (default), screenshot, on, off or clear"))
+    p.add_argument("file", nargs="?", default="screenshot.png", help=_("where a screenshot goes (PNG)"))
+    p.add_argument("--json", action="store_true", help=json_help)
+    p = command("selftest", _("test tone through each zone: relays, feedback, microphone"))
+    p.add_argument("--calibrate", action="store_true", help=_("take the microphone's reference level (at install)"))
+    p.add_argument("--json", action="store_true", help=json_help)
+    p = command("doctor", _("check config, secrets, broker, certificates, clock, audio, GPIO, display, fonts, disk, "
+                            "cache, outbox, schedule (daemon running or not)"))
+    p.add_argument("--json", action="store_true", help=json_help)
+    p = command("test", _("a chime and a 1 kHz tone through every zone"))
+    p.add_argument("--json", action="store_true", help=json_help)
+    p = command("update", _("software update: status, rollback, or install a signed bundle from a FILE (USB stick) "
+                            "or a URL"))
+    p.add_argument("what", nargs="?", default="status", help=_("status (default), rollback, a bundle file or a URL"))
+    p.add_argument("--sha256", help=_("the bundle's SHA-256 (required with a URL)"))
+    p.add_argument("--version", dest="bundle_version", help=_("the bundle's version (required with a URL)"))
+    p.add_argument("--allow-downgrade", action="store_true", help=_("install even if older than the running version"))
+    p.add_argument("--json", action="store_true", help=json_help)
+    return ap
+
+
 def _socket(path: str) -> str:
-    return config.load(path)["paths"]["socket"]
+    return _load(path)["paths"]["socket"]
+
+
+def _tz(path: str) -> str:
+    return _load(path)["device"]["tz"]
 
 
 def _print(data: Any, as_json: bool, human: Any) -> None:
@@ -111,46 +178,69 @@ def _print(data: Any, as_json: bool, human: Any) -> None:
         human(data)
 
 
+def _rows(rows: list[tuple[str, str]]) -> None:
+    """`label:  value` lines, the values aligned whatever the language's labels."""
+    width = max(len(label) for label, _value in rows) + 2
+    for label, value in rows:
+        print(f"  {label + ':':<{width}}{value}" if label else f"  {'':<{width}}{value}")
+
+
+def _on(on: bool) -> str:
+    return _("on") if on else _("off")
+
+
+def _zones_on(zones: dict[str, bool]) -> str:
+    return ", ".join(f"{z} {_on(on)}" for z, on in zones.items())
+
+
+def _faults(faults: list[dict]) -> str:
+    return ", ".join(f"{f['code']} ({render(f['message'])})" for f in faults) or _("none")
+
+
 def cmd_status(args: argparse.Namespace, path: str) -> int:
     from .ipc import request
 
     st = request(_socket(path), "status")
 
     def human(st: dict) -> None:
-        hb = st["heartbeat"]
-        up = int(hb["uptime_s"])
-        print(f"loa-agent {st['agent_version']} on {st['device_id']}: running {up // 3600}h{up % 3600 // 60:02d}m "
-              f"(boot {st['boot_id'][:8]})")
-        link = "connected" if st["connected"] else "NOT CONNECTED"
-        print(f"  broker:         {st['broker']} {link}")
+        hb, tz = st["heartbeat"], _tz(path)
+        print(_("loa-agent %(version)s on %(device)s: running %(uptime)s (boot %(boot)s)",
+                version=st["agent_version"], device=st["device_id"], uptime=duration(hb["uptime_s"]),
+                boot=st["boot_id"][:8]))
+        rows = [(_("broker"), f"{st['broker']} " + (_("connected") if st["connected"] else _("NOT CONNECTED")))]
         if not st["connected"] and st["link_error"]:
-            print(f"  last error:     {st['link_error']}")
+            rows.append((_("last error"), st["link_error"]))
         if st["auth_failed"]:
-            print("                  the broker refuses our credentials: check mqtt.username, "
-                  "mqtt.password_file or the client certificate")
-        print(f"  last heartbeat: {st['last_heartbeat_at'] or 'none sent yet'}")
-        print(f"  outbox:         {st['outbox_pending']} message(s) waiting for the broker")
+            rows.append(("", _("the broker refuses our credentials: check mqtt.username, mqtt.password_file or the "
+                               "client certificate")))
+        rows.append((_("last heartbeat"), when(st["last_heartbeat_at"], tz) if st["last_heartbeat_at"]
+                     else _("none sent yet")))
+        rows.append((_("outbox"), n_("%(n)d message waiting for the broker", "%(n)d messages waiting for the broker",
+                                     st["outbox_pending"])))
         audio = st.get("audio")
         if audio:
             p = audio["playing"]
-            what = f"{audio['state']} {p['level']} {p['title'] or p['kind']!r} at volume {p['volume']}" if p \
-                else "idle"
-            amp = ", ".join(f"{z} {'on' if on else 'off'}" for z, on in audio["amp"]["zones"].items())
-            print(f"  audio:          {what}; {audio['queued']} waiting; amplifier {amp}")
-        faults = ", ".join(f"{f['code']} ({f['message']})" for f in st["faults"]) or "none"
-        print(f"  faults:         {faults}")
+            what = _("%(state)s %(level)s %(title)r at volume %(volume)s", state=p_("audio", audio["state"]),
+                     level=p_("level", p["level"]), title=p["title"] or p_("kind", p["kind"]),
+                     volume=p["volume"]) if p else p_("audio", "idle")
+            rows.append((_("audio"), _("%(what)s; %(queued)d waiting; amplifier %(zones)s", what=what,
+                                       queued=audio["queued"], zones=_zones_on(audio["amp"]["zones"]))))
+        rows.append((_("faults"), _faults(st["faults"])))
         s = hb["sys"]
-        print(f"  system:         load {s['load1']}, memory {s['mem_used_pct']} %, "
-              f"disk free {s['disk_free_mb']} MB, CPU {s['cpu_temp_c'] if s['cpu_temp_c'] is not None else '?'} °C")
+        rows.append((_("system"), _("load %(load)s, memory %(mem)s %%, disk free %(disk)s, CPU %(temp)s °C",
+                                    load=number(s["load1"], 2), mem=number(s["mem_used_pct"]),
+                                    disk=Size(s["disk_free_mb"] * 2**20).localized(),
+                                    temp="?" if s["cpu_temp_c"] is None else number(s["cpu_temp_c"], 1))))
+        _rows(rows)
 
     _print(st, args.json, human)
     return 0
 
 
 def cmd_config(args: argparse.Namespace, path: str) -> int:
-    cfg = config.load(path)
+    cfg = _load(path)
     if args.action == "check":
-        print(f"{path}: OK")
+        print(_("%(path)s: OK", path=path))
         return 0
     from .store import read_overrides
 
@@ -163,7 +253,7 @@ def cmd_config(args: argparse.Namespace, path: str) -> int:
 
         print(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False).rstrip())
         if overrides:
-            print(f"# set remotely (config.set): {', '.join(sorted(overrides))}")
+            print(_("# set remotely (config.set): %(keys)s", keys=", ".join(sorted(overrides))))
 
     _print(config.masked(cfg), args.json, human)
     return 0
@@ -179,7 +269,7 @@ def cmd_logs(args: argparse.Namespace, path: str) -> int:
 
 def cmd_restart(args: argparse.Namespace, path: str) -> int:
     _command(path, "restart")
-    print("loa: the agent is restarting")
+    print(_("loa: the agent is restarting"))
     return 0
 
 
@@ -207,32 +297,34 @@ def cmd_play(args: argparse.Namespace, path: str) -> int:
     elif args.what:
         out = _ask(path, "play_file", path=os.path.abspath(args.what), **common)
     else:
-        raise IpcError("say what to play: a file, a URL or --tone NAME")
-    print(f"loa: playing ({args.level}), id {out['id']}")
+        raise IpcError(Msg("say what to play: a file, a URL or --tone NAME"))
+    print(_("loa: playing (%(level)s), id %(id)s", level=p_("level", args.level), id=out["id"]))
     return 0
 
 
 def cmd_say(args: argparse.Namespace, path: str) -> int:
     out = _command(path, "play", source={"kind": "tts", "text": args.text, "lang": args.lang}, level=args.level,
                    zones=args.zones)
-    print(f"loa: speaking, id {out['id']}")
+    print(_("loa: speaking, id %(id)s", id=out["id"]))
     return 0
 
 
 def cmd_stop(args: argparse.Namespace, path: str) -> int:
-    print(f"loa: stopped {_command(path, 'stop')['stopped']} play(s); an emergency is never stopped from here")
+    print(_("loa: stopped %(n)d play(s); an emergency is never stopped from here",
+            n=_command(path, "stop")["stopped"]))
     return 0
 
 
 def cmd_volume(args: argparse.Namespace, path: str) -> int:
     out = _command(path, "volume", volume=args.volume, zones=args.zones)
-    print(f"loa: volume {out['default']} (max {out['max']}), zones {out['zones']}")
+    print(_("loa: volume %(volume)s (max %(max)s), zones %(zones)s", volume=out["default"], max=out["max"],
+            zones=out["zones"]))
     return 0
 
 
 def cmd_amp(args: argparse.Namespace, path: str) -> int:
     out = _command(path, "amp", on=args.state == "on", zones=args.zones)
-    print("loa: amplifier " + ", ".join(f"{z} {'on' if on else 'off'}" for z, on in out["zones"].items()))
+    print(_("loa: amplifier %(zones)s", zones=_zones_on(out["zones"])))
     return 0
 
 
@@ -250,7 +342,7 @@ def cmd_test(args: argparse.Namespace, path: str) -> int:
             break
         time.sleep(0.2)
     else:
-        raise IpcError("the test did not finish in time")
+        raise IpcError(Msg("the test did not finish in time"))
     faults = {f["code"]: f["message"] for f in st["faults"]}
     report = {z: {"played": True, "relay_switched_on": z in seen_on,
                   "feedback_fault": faults.get("amp_no_feedback") if z in faults.get("amp_no_feedback", "") else None}
@@ -260,9 +352,11 @@ def cmd_test(args: argparse.Namespace, path: str) -> int:
         print(json.dumps({"ok": ok, "zones": report}, indent=2))
     else:
         for z, r in report.items():
-            state = "OK" if r["relay_switched_on"] and not r["feedback_fault"] else "FAIL"
-            print(f"zone {z}: chime and 1 kHz tone played, relay {'on' if r['relay_switched_on'] else 'NOT seen on'}"
-                  f"{', ' + r['feedback_fault'] if r['feedback_fault'] else ''}: {state}")
+            good = r["relay_switched_on"] and not r["feedback_fault"]
+            print(_("zone %(zone)s: chime and 1 kHz tone played, relay %(relay)s%(fault)s: %(verdict)s", zone=z,
+                    relay=_("on") if r["relay_switched_on"] else _("NOT seen on"),
+                    fault=", " + render(r["feedback_fault"]) if r["feedback_fault"] else "",
+                    verdict=_("OK") if good else _("FAIL")))
     return 0 if ok else 1
 
 
@@ -270,13 +364,18 @@ def cmd_schedule(args: argparse.Namespace, path: str) -> int:
     out = _ask(path, "schedule", hours=args.hours)
 
     def human(out: dict) -> None:
-        print(f"schedule versions: {out['schedule_versions'] or 'none'}")
+        tz = _tz(path)
+        print(_("schedule versions: %(versions)s", versions=out["schedule_versions"] or _("none")))
         if not out["upcoming"]:
-            print(f"nothing in the next {args.hours:g} h")
+            print(_("nothing in the next %(hours)s h", hours=number(args.hours, 0 if args.hours == int(args.hours)
+                                                                     else 1)))
+        cached = {True: _("cached"), False: _("NOT CACHED"), None: ""}
+        levels = {o["level"]: p_("level", o["level"]) for o in out["upcoming"]}
+        kinds = {o["kind"]: p_("kind", o["kind"]) if o["kind"] else "" for o in out["upcoming"]}
+        lw, kw = max(map(len, levels.values()), default=0), max(map(len, kinds.values()), default=0)
         for o in out["upcoming"]:
-            cached = {True: "cached", False: "NOT CACHED", None: ""}[o["cached"]]
-            print(f"  {o['local'].replace('T', ' ')}  {o['level']:<9} {o['kind'] or '':<7} "
-                  f"{o['title'] or o['id']}  {cached}")
+            print(f"  {when(o['local'], tz)}  {levels[o['level']]:<{lw}}  {kinds[o['kind']]:<{kw}}  "
+                  f"{o['title'] or o['id']}  {cached[o['cached']]}".rstrip())
 
     _print(out, args.json, human)
     return 0
@@ -290,19 +389,22 @@ def cmd_cache(args: argparse.Namespace, path: str) -> int:
         total = max(out["needed"], 1)
         while out["due_not_cached"] and out["fetching"]:  # poll: the socket answers, it does not push
             done = total - out["due_not_cached"]
-            print(f"\r  [{'#' * (30 * done // total):<30}] {done}/{total} fetched", end="", flush=True)
+            print("\r  [{:<30}] {}".format("#" * (30 * done // total), _("%(done)d/%(total)d fetched", done=done,
+                                                                            total=total)), end="", flush=True)
             time.sleep(0.5)
             out = _ask(path, "cache")
-        print(f"\r  [{'#' * 30 if not out['due_not_cached'] else '':<30}] "
-              f"{total - out['due_not_cached']}/{total} fetched")
+        done = total - out["due_not_cached"]
+        print("\r  [{:<30}] {}".format("#" * 30 if not out["due_not_cached"] else "",
+                                       _("%(done)d/%(total)d fetched", done=done, total=total)))
 
     def human(o: dict) -> None:
-        print(f"cache: {o['items']} file(s), {o['bytes'] / 2**20:.1f} MB; media due soon and missing: "
-              f"{o.get('due_not_cached', o['missing'])}")
+        print(_("cache: %(files)s, %(size)s; media due soon and missing: %(missing)d",
+                files=n_("%(n)d file", "%(n)d files", o["items"]), size=Size(o["bytes"]).localized(),
+                missing=o.get("due_not_cached", o["missing"])))
         for digest, error in o.get("failures", {}).items():
-            print(f"  {digest}…: {error}")
+            print(f"  {digest}…: {render(error)}")
         if "removed" in o:
-            print(f"  purged {o['removed']} file(s) not needed soon")
+            print("  " + n_("purged %(n)d file not needed soon", "purged %(n)d files not needed soon", o["removed"]))
 
     _print(out, args.json, human)
     return 0 if not out.get("due_not_cached") else 1
@@ -315,24 +417,33 @@ def cmd_display(args: argparse.Namespace, path: str) -> int:
         out = _command(path, "display.clear") if args.action == "clear" else \
             _command(path, "display.power", on=args.action == "on")
         if out["status"] != "done":
-            print(f"loa: display {args.action}: {out['status']} ({out['code']}): {out['message']}", file=sys.stderr)
+            print(_("loa: display %(action)s: %(status)s (%(code)s): %(message)s", action=args.action,
+                    status=p_("status", out["status"]), code=out["code"], message=render(out["message"])),
+                  file=sys.stderr)
             return 1
         args.action = "status"
     out = _ask(path, "display", action=args.action)
     if args.action == "screenshot":
         if not out["png_b64"]:
-            print("loa: nothing has been drawn yet", file=sys.stderr)
+            print(_("loa: nothing has been drawn yet"), file=sys.stderr)
             return 1
         with open(args.file, "wb") as f:
             f.write(base64.b64decode(out["png_b64"]))
-        print(f"{args.file}: {out['size'][0]}x{out['size'][1]} PNG of the current frame")
+        print(_("%(file)s: %(width)dx%(height)d PNG of the current frame", file=args.file, width=out["size"][0],
+                height=out["size"][1]))
         return 0
 
     def human(o: dict) -> None:
         s = o["showing"] or {}
-        print(f"panel: {'on' if o['on'] else 'OFF'} ({o['backend']}), {o['frames']} frame(s) drawn")
-        print(f"showing: {s.get('origin', '-')} {s.get('kind', '')} {s.get('title') or s.get('id', '')}")
-        print(f"playlist: {o['playlist']} slide(s) valid now; ticker: {o['ticker'] or 'none'}")
+        showing = f"{s.get('origin', '-')} {s.get('kind', '')} {s.get('title') or s.get('id', '')}"
+        for label, value in ((_("panel"), _("%(state)s (%(backend)s), %(frames)s drawn", backend=o["backend"],
+                                             state=_("on") if o["on"] else _("OFF"),
+                                             frames=n_("%(n)d frame", "%(n)d frames", o["frames"]))),
+                             (_("showing"), showing),
+                             (_("playlist"), _("%(slides)s valid now; ticker: %(ticker)s",
+                                               slides=n_("%(n)d slide", "%(n)d slides", o["playlist"]),
+                                               ticker=o["ticker"] or _("none")))):
+            print(f"{label}: {value}")
 
     _print(out, args.json, human)
     return 0
@@ -341,13 +452,14 @@ def cmd_display(args: argparse.Namespace, path: str) -> int:
 def cmd_update(args: argparse.Namespace, path: str) -> int:
     if args.what == "rollback":
         out = _command(path, "update.rollback")
-        print(f"loa: rolling back to {out['version']} (from {out['previous']}); the agent restarts")
+        print(_("loa: rolling back to %(version)s (from %(previous)s); the agent restarts", version=out["version"],
+                previous=out["previous"]))
         return 0
     if args.what != "status":
         params: dict[str, Any] = {"allow_downgrade": args.allow_downgrade or None}
         if "://" in args.what:
             if not (args.sha256 and args.bundle_version):
-                raise IpcError("an update from a URL needs --sha256 and --version (as the update command does)")
+                raise IpcError(Msg("an update from a URL needs --sha256 and --version (as the update command does)"))
             params.update(url=args.what, sha256=args.sha256, version=args.bundle_version)
         else:  # a file: its signature is checked here first (so the technician knows now), and again by the agent
             from pathlib import Path
@@ -357,36 +469,44 @@ def cmd_update(args: argparse.Namespace, path: str) -> int:
 
             bundle = Path(args.what).resolve()
             try:
-                manifest = open_bundle(bundle, load_release_keys(config.load(path)["security"]["release_keys"]))
+                manifest = open_bundle(bundle, load_release_keys(_load(path)["security"]["release_keys"]))
             except (BundleError, OSError) as e:
-                print(f"loa: error: {bundle}: {e}", file=sys.stderr)
+                print(_("loa: error: %(message)s", message=": ".join((str(bundle), str(e)))), file=sys.stderr)
                 return 2
             params.update(url=bundle.as_uri(), sha256=sha256_file(bundle), version=manifest.version)
         out = _command(path, "update", **params)
         if out["status"] not in ("accepted", "done"):
-            print(f"loa: update: {out['status']} ({out['code']}): {out['message']}", file=sys.stderr)
+            print(_("loa: update: %(status)s (%(code)s): %(message)s", status=p_("status", out["status"]),
+                    code=out["code"], message=render(out["message"])), file=sys.stderr)
             return 1
-        print(f"loa: update to {params['version']} {out['status']} (id {out['id']}): follow it with "
-              "`loa update status`")
+        print(_("loa: update to %(version)s %(status)s (id %(id)s): follow it with `loa update status`",
+                version=params["version"], status=p_("status", out["status"]), id=out["id"]))
         return 0
     st = _ask(path, "update_status")
 
     def human(o: dict) -> None:
         if not o["layout"]:
-            print(f"running {o['running']}, not from a release layout: this agent cannot update itself")
+            print(_("running %(version)s, not from a release layout: this agent cannot update itself",
+                    version=o["running"]))
             return
-        print(f"running {o['running']} (current {o['current']}, previous {o['previous'] or '-'}); committed "
-              f"{o.get('committed') or '-'}, highest {o.get('highest') or '-'}")
-        print(f"installed: {', '.join(o['installed'])}  ({o['layout']})")
+        print(_("running %(running)s (current %(current)s, previous %(previous)s); committed %(committed)s, highest "
+                "%(highest)s", running=o["running"], current=o["current"], previous=o["previous"] or "-",
+                committed=o.get("committed") or "-", highest=o.get("highest") or "-"))
+        print(_("installed: %(versions)s  (%(layout)s)", versions=", ".join(o["installed"]), layout=o["layout"]))
         job, pending, last = o["job"], o.get("pending"), o.get("last")
         if job:
-            size = f"/{job['size'] / 2**20:.1f}" if job["size"] else ""
-            print(f"update to {job['version']}: {job['phase']} {job['detail']} ({job['bytes'] / 2**20:.1f}{size} MB)")
+            done = Size(job["bytes"]).localized()
+            print(_("update to %(version)s: %(phase)s %(detail)s (%(done)s)", version=job["version"],
+                    phase=job["phase"], detail=render(job["detail"]),
+                    done=_("%(done)s of %(size)s", done=done, size=Size(job["size"]).localized()) if job["size"]
+                    else done))
         if pending:
-            print(f"health gate: {pending['version']} on trial (start {pending['boots']} of {pending['max_boots']})")
+            print(_("health gate: %(version)s on trial (start %(boots)s of %(max)s)", version=pending["version"],
+                    boots=pending["boots"], max=pending["max_boots"]))
         if last:
-            print(f"last update: {last['version']} {last['outcome']}" + (f": {last['reason']}" if last.get("reason")
-                                                                         else ""))
+            reason = ": " + render(last["reason"]) if last.get("reason") else ""
+            print(_("last update: %(version)s %(outcome)s%(reason)s", version=last["version"],
+                    outcome=last["outcome"], reason=reason))
 
     _print(st, args.json, human)
     return 0

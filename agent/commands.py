@@ -18,6 +18,7 @@ from .audio.player import PlayError
 from .audio.sources import Source
 from .display.scenes import Scene
 from .errors import Rejection, SchemaError
+from .i18n import Msg
 from .runtime import Result
 from .schema import Bool, Field, Int, List, Num, Obj, Str
 from .updater import UPDATE
@@ -116,8 +117,9 @@ def _zones(cfg: dict, zones: list[str] | None) -> list[str]:
     known = [z["name"] for z in cfg["zones"]]
     for i, z in enumerate(zones or []):
         if z not in known:
-            raise Rejection("bad_schema", str(SchemaError(f"params.zones[{i}]", f"unknown zone {z!r} "
-                                                                                f"(zones: {', '.join(known)})")))
+            raise Rejection("bad_schema", SchemaError(f"params.zones[{i}]", Msg("unknown zone %(zone)r (zones: "
+                                                                                "%(known)s)", zone=z,
+                                                                                known=", ".join(known))).msg)
     return zones or []
 
 
@@ -190,8 +192,8 @@ def volume(core: Core, msg: Message, params: dict) -> Result:
 # --- e-board ----------------------------------------------------------------------------------
 def _board(core: Core) -> Any:
     if core.parts.board is None:
-        raise Rejection("not_for_me", "this box has no display (capabilities: "
-                        f"{', '.join(core.cfg['device']['capabilities'])})")
+        raise Rejection("not_for_me", Msg("this box has no display (capabilities: %(capabilities)s)",
+                                          capabilities=", ".join(core.cfg["device"]["capabilities"])))
     return core.parts.board
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from drivers import BACKENDS
 
 from .errors import ConfigError, SchemaError
+from .i18n import Msg
 from .schema import Bool, Clock, Int, List, Map, Num, Obj, Str, did_you_mean
 
 DEFAULT_PATH = "/etc/loa-agent/agent.yaml"
@@ -209,6 +210,9 @@ SCHEMA = Obj({
         "level": Str(choices=("debug", "info", "warning", "error"), default="info"),
         "buffer_lines": Int(min=10, max=100000, default=2000),
     }),
+    "cli": Obj({
+        "lang": Str(choices=("vi", "en"), optional=True),  # `loa`'s language; unset: LOA_LANG, then the locale
+    }),
 })
 
 
@@ -218,7 +222,7 @@ def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> di
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError([f"{p}: cannot read: {e.strerror or e}"]) from None
+        raise ConfigError([Msg("%(path)s: cannot read: %(error)s", path=str(p), error=e.strerror or str(e))]) from None
     return parse(text, base_dir=p.parent, source=str(p), overrides=overrides)
 
 
@@ -230,14 +234,15 @@ def parse(text: str, *, base_dir: Path = Path("."), source: str = "config",
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError([f"{source}: not valid YAML{where}: {getattr(e, 'problem', e)}"]) from None
+        where = Msg(" (line %(line)d, column %(column)d)", line=mark.line + 1, column=mark.column + 1) if mark else ""
+        raise ConfigError([Msg("%(path)s: not valid YAML%(where)s: %(problem)s", path=source, where=where,
+                               problem=str(getattr(e, "problem", e)))]) from None
     if raw is None:
         raw = {}
     if isinstance(raw, dict):  # a section left empty (`sensors:` over commented-out entries) reads as null: absent
         raw = {k: v for k, v in raw.items() if v is not None}
     cfg, errors = SCHEMA.collect(raw)
-    problems = [str(e) if e.field else f"{source}: the file {e.what}" for e in errors]
+    problems = [e.msg if e.field else Msg("%(path)s: the file %(what)s", path=source, what=e.what) for e in errors]
     if not errors:
         for key, value in (overrides or {}).items():
             set_key(cfg, key, value)
@@ -274,54 +279,55 @@ def _read_or_none(path: str) -> bytes | None:
         return None
 
 
-def _cross_checks(cfg: dict) -> list[str]:
-    problems: list[str] = []
+def _cross_checks(cfg: dict) -> list[Msg]:
+    problems: list[Msg] = []
     sec, mq = cfg["security"], cfg["mqtt"]
     if sec["require_signed"] and not sec["keys"]:
-        problems.append("security.keys: at least one provincial public key is required when require_signed is true")
+        problems.append(Msg("security.keys: at least one provincial public key is required when require_signed is "
+                            "true"))
     for keys in ("keys", "release_keys"):
         for kid, path in sec[keys].items():
             problems += _file_problems(f"security.{keys}.{kid}", path, secret=False)
     commands = {_read_or_none(path) for path in sec["keys"].values()} - {None}
     for kid, path in sec["release_keys"].items():
         if _read_or_none(path) in commands:
-            problems.append(f"security.release_keys.{kid}: the same key signs commands; a release key must be "
-                            "its own, so that a stolen command key cannot install software")
+            problems.append(Msg("security.release_keys.%(kid)s: the same key signs commands; a release key must be "
+                                "its own, so that a stolen command key cannot install software", kid=kid))
     if mq.get("password_file"):
         problems += _file_problems("mqtt.password_file", mq["password_file"], secret=True)
         if not mq.get("username"):
-            problems.append("mqtt.username: is required with mqtt.password_file")
+            problems.append(Msg("mqtt.username: is required with mqtt.password_file"))
     disp = cfg["display"]
     if disp["rotation"] not in (0, 90, 180, 270):
-        problems.append(f"display.rotation: must be 0, 90, 180 or 270, got {disp['rotation']}")
+        problems.append(Msg("display.rotation: must be 0, 90, 180 or 270, got %(value)s", value=disp["rotation"]))
     if disp["backend"] == "png" and not disp.get("png_dir"):
-        problems.append("display.png_dir: is required by the png backend")
+        problems.append(Msg("display.png_dir: is required by the png backend"))
     tls = mq.get("tls")
     if tls:
         problems += _file_problems("mqtt.tls.ca", tls["ca"], secret=False)
         if bool(tls.get("cert")) != bool(tls.get("key")):
-            problems.append("mqtt.tls: cert and key go together")
+            problems.append(Msg("mqtt.tls: cert and key go together"))
         if tls.get("cert"):
             problems += _file_problems("mqtt.tls.cert", tls["cert"], secret=False)
             problems += _file_problems("mqtt.tls.key", tls["key"], secret=True)
     elif not mq["allow_plain"] and not _is_loopback(mq["host"]):
-        problems.append(f"mqtt.tls: required for a broker that is not on loopback ({mq['host']}); "
-                        "set mqtt.allow_plain: true only on a trusted network")
+        problems.append(Msg("mqtt.tls: required for a broker that is not on loopback (%(host)s); "
+                            "set mqtt.allow_plain: true only on a trusted network", host=mq["host"]))
     if mq["reconnect"]["base_s"] > mq["reconnect"]["cap_s"]:
-        problems.append("mqtt.reconnect.base_s: must not exceed mqtt.reconnect.cap_s")
+        problems.append(Msg("mqtt.reconnect.base_s: must not exceed mqtt.reconnect.cap_s"))
     names = [z["name"] for z in cfg["zones"]]
     if len(set(names)) != len(names):
-        problems.append("zones: zone names must be unique")
+        problems.append(Msg("zones: zone names must be unique"))
     try:
         import zoneinfo
 
         zoneinfo.ZoneInfo(cfg["device"]["tz"])
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-        problems.append(f"device.tz: unknown time zone {cfg['device']['tz']!r} (e.g. Asia/Ho_Chi_Minh)")
+        problems.append(Msg("device.tz: unknown time zone %(tz)r (e.g. Asia/Ho_Chi_Minh)", tz=cfg["device"]["tz"]))
     if cfg["audio"]["default_volume"] > cfg["audio"]["max_volume"]:
-        problems.append("audio.default_volume: must not exceed audio.max_volume")
+        problems.append(Msg("audio.default_volume: must not exceed audio.max_volume"))
     if cfg["display"]["backend"] == "png" and not cfg["display"].get("png_dir"):
-        problems.append("display.png_dir: is required with display.backend: png")
+        problems.append(Msg("display.png_dir: is required with display.backend: png"))
     if cfg["tts"]["lexicon"]:
         from .audio.reading import lexicon_problems  # only when a province lexicon is named
 
@@ -329,22 +335,22 @@ def _cross_checks(cfg: dict) -> list[str]:
     return problems
 
 
-def _file_problems(key: str, path: str, *, secret: bool) -> list[str]:
+def _file_problems(key: str, path: str, *, secret: bool) -> list[Msg]:
     try:
         st = os.stat(path)
     except OSError as e:
-        return [f"{key}: cannot read {path}: {e.strerror}"]
+        return [Msg("%(key)s: cannot read %(path)s: %(error)s", key=key, path=path, error=e.strerror)]
     if not stat.S_ISREG(st.st_mode):
-        return [f"{key}: {path} is not a regular file"]
+        return [Msg("%(key)s: %(path)s is not a regular file", key=key, path=path)]
+    mode = f"{stat.S_IMODE(st.st_mode):04o}"
     if secret and st.st_mode & 0o077:
-        mode = stat.S_IMODE(st.st_mode)
-        return [f"{key}: {path} is readable by group or others (mode {mode:04o}); run chmod 600 {path}"]
+        return [Msg("%(key)s: %(path)s is readable by group or others (mode %(mode)s); run chmod 600 %(path)s",
+                    key=key, path=path, mode=mode)]
     if not secret and st.st_mode & 0o022:  # a trust anchor (signing key, CA) that others may replace
-        problem = (f"{key}: {path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}): whoever "
-                   f"can write it can replace it; run chmod go-w {path}")
-        return [problem]
+        return [Msg("%(key)s: %(path)s is writable by group or others (mode %(mode)s): whoever can write it can "
+                    "replace it; run chmod go-w %(path)s", key=key, path=path, mode=mode)]
     if not os.access(path, os.R_OK):
-        return [f"{key}: cannot read {path}: permission denied"]
+        return [Msg("%(key)s: cannot read %(path)s: permission denied", key=key, path=path)]
     return []
 
 
@@ -360,13 +366,13 @@ def _is_loopback(host: str) -> bool:
 def check_remote(changes: Any) -> dict[str, Any]:
     """Validate a `config.set` params object: only REMOTE_KEYS, each well-typed."""
     if not isinstance(changes, dict) or not changes:
-        raise SchemaError("params", "must name at least one of " + ", ".join(REMOTE_KEYS))
+        raise SchemaError("params", Msg("must name at least one of %(keys)s", keys=", ".join(REMOTE_KEYS)))
     out = {}
     for key, value in changes.items():
         field = REMOTE_KEYS.get(key)
         if field is None:
-            raise SchemaError(f"params.{key}", "is not remotely settable (settable: "
-                              f"{', '.join(REMOTE_KEYS)}){did_you_mean(key, REMOTE_KEYS)}")
+            raise SchemaError(f"params.{key}", Msg("is not remotely settable (settable: %(keys)s)%(hint)s",
+                                                   keys=", ".join(REMOTE_KEYS), hint=did_you_mean(key, REMOTE_KEYS)))
         out[key] = field.check(value, f"params.{key}")
     return out
 

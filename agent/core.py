@@ -257,7 +257,7 @@ class Core:
         try:
             return command.check(params)
         except SchemaError as e:
-            raise Rejection("bad_schema", str(e), jti=jti, type_=command.type) from None
+            raise Rejection("bad_schema", e.msg, jti=jti, type_=command.type) from None
 
     def _execute(self, command: Command, msg: Message, params: Any) -> str | None:
         """Run a handler; the final status if it finished at once, None if it goes on."""

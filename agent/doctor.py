@@ -17,13 +17,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config
 from .errors import ConfigError, DriverError, IpcError
+from .i18n import C_, Lines, Msg, Size, Time
 
 if TYPE_CHECKING:
     from .store import Store
@@ -71,7 +72,7 @@ class Context:
         self.problems: list[str] = []
         self._asked = False
         self._status: dict | None = None
-        self.daemon_error = "it did not answer"
+        self.daemon_error: str = Msg("it did not answer")
 
     @property
     def state_dir(self) -> Path:
@@ -88,7 +89,7 @@ class Context:
             try:
                 self._status = request(self.cfg["paths"]["socket"], "status", timeout=IPC_TIMEOUT_S)
             except IpcError as e:
-                self.daemon_error = str(e)
+                self.daemon_error = e.args[0] if e.args else str(e)
         return self._status
 
 
@@ -126,23 +127,23 @@ def _existing(path: Path) -> Path:
 
 # --- the checks, in the order they print -------------------------------------------------------------------
 
-@check("config", needs_config=False)
+@check(C_("doctor check", "config"), needs_config=False)
 def check_config(ctx: Context) -> Check:
     try:
         ctx.cfg = config.load(ctx.path)
     except ConfigError as e:
         ctx.problems = e.problems
-        return failed(f"{ctx.path}: {len(e.problems)} problem(s)\n" + "\n".join(e.problems),
-                      "fix each line above, then run `loa config check`")
-    return passed(f"{ctx.path} is valid")
+        return failed(Lines([Msg("%(path)s: %(n)d problem(s)", path=ctx.path, n=len(e.problems)), *e.problems]),
+                      Msg("fix each line above, then run `loa config check`"))
+    return passed(Msg("%(path)s is valid", path=ctx.path))
 
 
-@check("secrets", needs_config=False)
+@check(C_("doctor check", "secrets"), needs_config=False)
 def check_secrets(ctx: Context) -> Check:
-    hint = "a secret must be a regular file readable by the agent's user alone: chmod 600 FILE"
+    hint = Msg("a secret must be a regular file readable by the agent's user alone: chmod 600 FILE")
     if ctx.cfg is None:  # config.load refuses unsafe secrets itself: repeat those problems here
         bad = [p for p in ctx.problems if p.startswith(SECRET_KEYS)]
-        return failed("\n".join(bad), hint) if bad else skipped("config invalid")
+        return failed(Lines(bad), hint) if bad else skipped(Msg("config invalid"))
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -155,28 +156,32 @@ def check_secrets(ctx: Context) -> Check:
         try:
             mode = stat.S_IMODE(os.stat(path).st_mode)
         except OSError as e:
-            problems.append(f"{key}: cannot read {path}: {e.strerror}")
+            problems.append(Msg("%(key)s: cannot read %(path)s: %(error)s", key=key, path=path, error=e.strerror))
             continue
         if mode & 0o077:
-            problems.append(f"{key}: {path} is readable by group or others (mode {mode:04o}); chmod 600 {path}")
+            problems.append(Msg("%(key)s: %(path)s is readable by group or others (mode %(mode)s); chmod 600 "
+                                "%(path)s", key=key, path=path, mode=format(mode, "04o")))
         elif not os.access(path, os.R_OK):
-            problems.append(f"{key}: cannot read {path}: permission denied")
+            problems.append(Msg("%(key)s: cannot read %(path)s: permission denied", key=key, path=path))
         else:
             fine.append(f"{key} {mode:04o}")
     for kid, path in ctx.cfg["security"]["keys"].items():
         try:
             if not isinstance(load_pem_public_key(Path(path).read_bytes()), Ed25519PublicKey):
-                problems.append(f"security.keys.{kid}: {path} is not an Ed25519 public key")
+                problems.append(Msg("security.keys.%(kid)s: %(path)s is not an Ed25519 public key", kid=kid,
+                                    path=path))
         except (OSError, ValueError) as e:
-            problems.append(f"security.keys.{kid}: cannot load {path}: {getattr(e, 'strerror', None) or e}")
+            problems.append(Msg("security.keys.%(kid)s: cannot load %(path)s: %(error)s", kid=kid, path=path,
+                                error=getattr(e, "strerror", None) or str(e)))
     if problems:
-        return failed("\n".join(problems), hint + "; security.keys are the province's Ed25519 public keys (PEM)")
+        return failed(Lines(problems),
+                      Msg("%(hint)s; security.keys are the province's Ed25519 public keys (PEM)", hint=hint))
     keys = len(ctx.cfg["security"]["keys"])
-    fine.append(f"{keys} provincial public key(s) load" if keys else "no provincial public keys")
-    return passed(", ".join(fine))
+    keys_text = Msg("%(n)d provincial public key(s) load", n=keys) if keys else Msg("no provincial public keys")
+    return passed(Msg("%(files)s%(keys)s", files=", ".join(fine) + ", " if fine else "", keys=keys_text))
 
 
-@check("broker")
+@check(C_("doctor check", "broker"))
 def check_broker(ctx: Context) -> Check:
     import ssl
 
@@ -189,11 +194,12 @@ def check_broker(ctx: Context) -> Check:
     try:
         client = new_client(f"{ctx.cfg['device']['id']}-doctor", mq, connect_timeout=BROKER_TIMEOUT_S)
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: a key not matching its cert, a bad PEM
-        return failed(f"cannot load mqtt.tls files: {e}", "check mqtt.tls.ca, mqtt.tls.cert and mqtt.tls.key")
+        return failed(Msg("cannot load mqtt.tls files: %(error)s", error=str(e)),
+                      Msg("check mqtt.tls.ca, mqtt.tls.cert and mqtt.tls.key"))
     try:
         set_credentials(client, mq)
     except OSError as e:
-        return failed(f"cannot read mqtt.password_file: {e.strerror}", "see the secrets check")
+        return failed(Msg("cannot read mqtt.password_file: %(error)s", error=e.strerror), Msg("see the secrets check"))
     answered = threading.Event()
     outcome: dict[str, Any] = {}
 
@@ -206,43 +212,46 @@ def check_broker(ctx: Context) -> Check:
         answered.set()
 
     client.on_connect, client.on_disconnect = on_connect, on_disconnect
-    tls_hint = ("check mqtt.tls.ca (the CA that signed the broker's certificate), that the broker's certificate "
-                "names mqtt.host, and the clock")
+    tls_hint = Msg("check mqtt.tls.ca (the CA that signed the broker's certificate), that the broker's certificate "
+                   "names mqtt.host, and the clock")
     try:
         client.connect(mq["host"], mq["port"], keepalive=30, clean_start=True)
     except ssl.SSLError as e:
-        return failed(f"TLS with {where} failed: {e}", tls_hint)
+        return failed(Msg("TLS with %(where)s failed: %(error)s", where=where, error=str(e)), tls_hint)
     except OSError as e:
-        return failed(f"cannot reach {where}: {e.strerror or e}",
-                      "is the broker up? check mqtt.host, mqtt.port, the network and the firewall")
+        return failed(Msg("cannot reach %(where)s: %(error)s", where=where, error=e.strerror or str(e)),
+                      Msg("is the broker up? check mqtt.host, mqtt.port, the network and the firewall"))
     client.loop_start()
     try:
         if not answered.wait(BROKER_TIMEOUT_S):
-            return failed(f"{where}: no answer to CONNECT within {BROKER_TIMEOUT_S:g} s",
-                          "the port answers but no MQTT broker replies: check mqtt.port and mqtt.tls")
+            return failed(Msg("%(where)s: no answer to CONNECT within %(s)g s", where=where, s=BROKER_TIMEOUT_S),
+                          Msg("the port answers but no MQTT broker replies: check mqtt.port and mqtt.tls"))
     finally:
         client.disconnect()
         client.loop_stop()
     reason = outcome.get("connack")
     if reason is None:
-        return failed(f"{where} closed the connection before accepting it ({outcome.get('closed')})",
-                      "check the client certificate (mqtt.tls.cert, mqtt.tls.key) and the broker's TLS settings"
-                      if tls else "the broker's log says why")
+        return failed(Msg("%(where)s closed the connection before accepting it (%(reason)s)", where=where,
+                          reason=str(outcome.get("closed"))),
+                      Msg("check the client certificate (mqtt.tls.cert, mqtt.tls.key) and the broker's TLS settings")
+                      if tls else Msg("the broker's log says why"))
     if reason.is_failure:
-        hint = "check mqtt.username and mqtt.password_file" + (" and the client certificate" if tls else "") \
-            if reason.value in AUTH_FAILURES else "the broker's log says why"
-        return failed(f"{where} refused: {reason}", hint)
-    return passed(f"{where} accepted us (MQTT 5, {'TLS' if tls else 'plain'})")
+        hint = (Msg("check mqtt.username and mqtt.password_file and the client certificate") if tls else
+                Msg("check mqtt.username and mqtt.password_file")) if reason.value in AUTH_FAILURES else \
+            Msg("the broker's log says why")
+        return failed(Msg("%(where)s refused: %(reason)s", where=where, reason=str(reason)), hint)
+    return passed(Msg("%(where)s accepted us (MQTT 5, TLS)", where=where) if tls else
+                  Msg("%(where)s accepted us (MQTT 5, plain)", where=where))
 
 
-@check("certificates")
+@check(C_("doctor check", "certificates"))
 def check_certificates(ctx: Context) -> Check:
     from cryptography import x509
 
     assert ctx.cfg is not None
     tls = ctx.cfg["mqtt"].get("tls")
     if not tls:
-        return skipped("no TLS configured (mqtt.tls)")
+        return skipped(Msg("no TLS configured (mqtt.tls)"))
     now = datetime.now(UTC)
     verdicts = []
     for key in ("cert", "ca"):
@@ -251,115 +260,124 @@ def check_certificates(ctx: Context) -> Check:
         try:
             certs = x509.load_pem_x509_certificates(Path(tls[key]).read_bytes())
         except (OSError, ValueError) as e:
-            verdicts.append(failed(f"mqtt.tls.{key}: no PEM certificate in {tls[key]}: {e}", ""))
+            verdicts.append(failed(Msg("mqtt.tls.%(key)s: no PEM certificate in %(path)s: %(error)s", key=key,
+                                       path=tls[key], error=str(e)), ""))
             continue
         if len(certs) > 1:  # a bundle (e.g. the system's): old roots in it harm nothing; the broker check
             valid = sum(c.not_valid_before_utc <= now <= c.not_valid_after_utc for c in certs)  # tries the chain
             verdicts.append(Check("", "pass" if valid else "fail",
-                                  f"mqtt.tls.{key}: a bundle of {len(certs)} certificates, {valid} valid now"))
+                                  Msg("mqtt.tls.%(key)s: a bundle of %(n)d certificates, %(valid)d valid now",
+                                      key=key, n=len(certs), valid=valid)))
             continue
         status, text = _cert_verdict(certs[0], now)
-        verdicts.append(Check("", status, f"mqtt.tls.{key} {text}"))
+        verdicts.append(Check("", status, Msg("mqtt.tls.%(key)s %(verdict)s", key=key, verdict=text)))
     status = max((v.status for v in verdicts), key=("pass", "warn", "fail").index)
-    hint = "renew the certificate from the provincial CA (if 'not valid before' looks wrong, check the clock)" \
+    hint = Msg("renew the certificate from the provincial CA (if 'not valid before' looks wrong, check the clock)") \
         if status != "pass" else ""
-    return Check("", status, "; ".join(v.detail for v in verdicts), hint)
+    return Check("", status, Lines([v.detail for v in verdicts], sep="; "), hint)
 
 
-def _cert_verdict(cert: Any, now: datetime) -> tuple[str, str]:
+def _cert_verdict(cert: Any, now: datetime) -> tuple[str, Msg]:
     from cryptography.x509.oid import NameOID
 
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     who = f"CN={names[0].value}" if names else cert.subject.rfc4514_string() or "(no subject)"
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     days = (end - now).total_seconds() / 86400
+    end_day = end.strftime("%Y-%m-%d")
     if now < start:
-        return "fail", f"{who}: not valid before {start:%Y-%m-%d %H:%M} UTC"
+        return "fail", Msg("%(who)s: not valid before %(start)s UTC", who=who, start=start.strftime("%Y-%m-%d %H:%M"))
     if days < 0:
-        return "fail", f"{who}: expired on {end:%Y-%m-%d}"
+        return "fail", Msg("%(who)s: expired on %(end)s", who=who, end=end_day)
     if days < CERT_WARN_DAYS:
-        return "warn", f"{who}: expires in {int(days)} day(s), on {end:%Y-%m-%d}"
-    return "pass", f"{who}: valid until {end:%Y-%m-%d} ({int(days)} days)"
+        return "warn", Msg("%(who)s: expires in %(days)d day(s), on %(end)s", who=who, days=int(days),
+                           end=end_day)
+    return "pass", Msg("%(who)s: valid until %(end)s (%(days)d days)", who=who, end=end_day, days=int(days))
 
 
-@check("clock")
+@check(C_("doctor check", "clock"))
 def check_clock(ctx: Context) -> Check:
     from .health import Health
-    from .timeutil import rfc3339
 
     assert ctx.cfg is not None
-    now = time.time()
+    now, tz = time.time(), ctx.cfg["device"]["tz"]
     with _open_store(ctx) as store:
         floor = store.time_floor() if store else 0
     # The floor is the newest `iat` of a verified message; the scheduler allows the same skew before it stops.
     if now < floor - ctx.cfg["security"]["max_clock_skew_s"]:
-        return failed(f"{rfc3339(now)} is before the newest signed message seen ({rfc3339(floor)})",
-                      "the clock is wrong: enable NTP (timedatectl set-ntp true) and check the network")
+        return failed(Msg("%(now)s is before the newest signed message seen (%(floor)s)", now=Time(now, tz),
+                          floor=Time(floor, tz)),
+                      Msg("the clock is wrong: enable NTP (timedatectl set-ntp true) and check the network"))
     synced = Health(str(ctx.state_dir)).clock_synced()
     if synced is None:
-        return warned(f"{rfc3339(now)}; cannot tell whether it is synchronised (adjtimex unavailable)",
-                      "check `timedatectl status`")
+        return warned(Msg("%(now)s; cannot tell whether it is synchronised (adjtimex unavailable)",
+                          now=Time(now, tz)), Msg("check `timedatectl status`"))
     if not synced:  # a box with a good RTC runs fine offline; the time floor above is what must hold
-        return warned(f"{rfc3339(now)}; the kernel says the clock is not synchronised",
-                      "enable NTP (timedatectl set-ntp true, systemd-timesyncd) and check that a time server "
-                      "is reachable: schedules and signed messages depend on the time")
-    return passed(f"{rfc3339(now)}, synchronised")
+        return warned(Msg("%(now)s; the kernel says the clock is not synchronised", now=Time(now, tz)),
+                      Msg("enable NTP (timedatectl set-ntp true, systemd-timesyncd) and check that a time server "
+                          "is reachable: schedules and signed messages depend on the time"))
+    return passed(Msg("%(now)s, synchronised", now=Time(now, tz)))
 
 
-@check("audio")
+@check(C_("doctor check", "audio"))
 def check_audio(ctx: Context) -> Check:
     assert ctx.cfg is not None
     audio = ctx.cfg["audio"]
     if audio["backend"] == "null":
-        return passed("no audio (null backend)")
-    hint = "check audio.device (`aplay -L` lists ALSA devices), the sound card, and that nothing else holds it"
+        return passed(Msg("no audio (null backend)"))
+    hint = Msg("check audio.device (`aplay -L` lists ALSA devices), the sound card, and that nothing else holds it")
     st = ctx.daemon()
     if st is not None:  # the agent keeps the device open: opening it again could fail or steal it
         fault = next((f for f in st["faults"] if f["code"] == "audio_device"), None)
         if fault:
-            return failed(f"the agent reports: {fault['message']}", hint)
-        return passed(f"{audio['device']!r} held by the running agent ({audio['backend']}), no audio fault")
+            return failed(Msg("the agent reports: %(fault)s", fault=fault["message"]), hint)
+        return passed(Msg("%(device)r held by the running agent (%(backend)s), no audio fault",
+                          device=audio["device"], backend=audio["backend"]))
     from drivers.audio.portaudio import probe
 
     try:
         probe(audio["device"])
     except OSError as e:
-        return failed(f"cannot open {audio['device']!r}: {e}", hint)
-    return passed(f"{audio['device']!r} opens (PortAudio, for the {audio['backend']} backend)")
+        return failed(Msg("cannot open %(device)r: %(error)s", device=audio["device"], error=str(e)), hint)
+    return passed(Msg("%(device)r opens (PortAudio, for the %(backend)s backend)", device=audio["device"],
+                      backend=audio["backend"]))
 
 
-@check("gpio")
+@check(C_("doctor check", "gpio"))
 def check_gpio(ctx: Context) -> Check:
     assert ctx.cfg is not None
     users: dict[int, list[str]] = {}
     for z in ctx.cfg["zones"]:
-        users.setdefault(z["relay_pin"], []).append(f"zone {z['name']} relay")
+        users.setdefault(z["relay_pin"], []).append(Msg("zone %(zone)s relay", zone=z["name"]))
         if z.get("feedback_pin") is not None:
-            users.setdefault(z["feedback_pin"], []).append(f"zone {z['name']} feedback")
+            users.setdefault(z["feedback_pin"], []).append(Msg("zone %(zone)s feedback", zone=z["name"]))
     for s in ctx.cfg.get("sensors", []):
-        users.setdefault(s["pin"], []).append(f"sensor {s['name']}")
-    twice = [f"pin {pin} is used by {' and '.join(who)}" for pin, who in sorted(users.items()) if len(who) > 1]
+        users.setdefault(s["pin"], []).append(Msg("sensor %(name)s", name=s["name"]))
+    twice = [Msg("pin %(pin)s is used by %(users)s", pin=pin, users=Lines(who, sep=" + "))
+             for pin, who in sorted(users.items()) if len(who) > 1]
     if twice:
-        return failed("; ".join(twice), "give each relay, feedback input and sensor its own pin "
-                                        "(zones[].relay_pin, zones[].feedback_pin, sensors[].pin)")
-    pins = ", ".join(f"{w} {pin}" for pin, who in sorted(users.items()) for w in who)
+        return failed(Lines(twice, sep="; "), Msg("give each relay, feedback input and sensor its own pin "
+                                                  "(zones[].relay_pin, zones[].feedback_pin, sensors[].pin)"))
+    pins = Lines([Msg("%(user)s %(pin)s", user=w, pin=pin) for pin, who in sorted(users.items()) for w in who],
+                 sep=", ")
     gpio = ctx.cfg["gpio"]
     if gpio["backend"] == "sim":
-        return passed(f"simulated (sim backend); {pins}")
-    group_hint = "add the agent's user to the gpio group"
+        return passed(Msg("simulated (sim backend); %(pins)s", pins=pins))
+    group_hint = Msg("add the agent's user to the gpio group")
     if gpio["backend"] == "gpiod":
         try:
             os.close(os.open(gpio["chip"], os.O_RDWR | os.O_CLOEXEC))
         except OSError as e:
-            return failed(f"cannot open {gpio['chip']}: {e.strerror}",
-                          f"check gpio.chip (ls /dev/gpiochip*); {group_hint}")
-        return passed(f"{gpio['chip']} opens; {pins}")
+            return failed(Msg("cannot open %(chip)s: %(error)s", chip=gpio["chip"], error=e.strerror),
+                          Msg("check gpio.chip (ls /dev/gpiochip*); %(hint)s", hint=group_hint))
+        return passed(Msg("%(chip)s opens; %(pins)s", chip=gpio["chip"], pins=pins))
     mem = Path("/dev/gpiomem")  # rpigpio
     if not mem.exists():
-        return failed(f"no {mem}: not a Raspberry Pi?", "on other boards use gpio.backend: gpiod")
+        return failed(Msg("no %(path)s: not a Raspberry Pi?", path=str(mem)),
+                      Msg("on other boards use gpio.backend: gpiod"))
     if not os.access(mem, os.R_OK | os.W_OK):
-        return failed(f"{mem}: permission denied", group_hint)
-    return passed(f"{mem} is there; {pins}")
+        return failed(Msg("%(path)s: permission denied", path=str(mem)), group_hint)
+    return passed(Msg("%(path)s is there; %(pins)s", path=str(mem), pins=pins))
 
 
 def _has_display(ctx: Context) -> bool:
@@ -367,27 +385,27 @@ def _has_display(ctx: Context) -> bool:
     return "display" in ctx.cfg["device"]["capabilities"]
 
 
-@check("display")
+@check(C_("doctor check", "display"))
 def check_display(ctx: Context) -> Check:
     assert ctx.cfg is not None
     if not _has_display(ctx):
-        return skipped("no display capability (device.capabilities)")
+        return skipped(Msg("no display capability (device.capabilities)"))
     disp = ctx.cfg["display"]
     backend = disp["backend"]
     if backend == "none":
-        return passed("no display backend (none)")
+        return passed(Msg("no display backend (none)"))
     if backend == "png":
         where = _existing(Path(disp["png_dir"]))
         if not os.access(where, os.W_OK | os.X_OK):
-            return failed(f"{where} is not writable", "fix display.png_dir or its owner")
-        return passed(f"{disp['png_dir']} writable (png backend)")
+            return failed(Msg("%(path)s is not writable", path=str(where)), Msg("fix display.png_dir or its owner"))
+        return passed(Msg("%(path)s writable (png backend)", path=disp["png_dir"]))
     if backend == "framebuffer":
         from drivers.display.framebuffer import Backend  # reads the geometry from sysfs as the agent will
 
         fb = Backend(disp)  # DriverError (this check's failure) names the sysfs node when there is no geometry
         if not os.access(fb.device, os.W_OK):
-            return failed(f"{fb.device}: cannot write (missing or permission denied)",
-                          "check display.fb_device (ls /dev/fb*); add the agent's user to the video group")
+            return failed(Msg("%(path)s: cannot write (missing or permission denied)", path=fb.device),
+                          Msg("check display.fb_device (ls /dev/fb*); add the agent's user to the video group"))
         return passed(f"{fb.device}: {fb.panel[0]}x{fb.panel[1]}, {fb.bpp} bpp")
     from drivers.audio.vlc import libvlc_version
 
@@ -395,24 +413,25 @@ def check_display(ctx: Context) -> Check:
         version = libvlc_version()
     except DriverError as e:
         return failed(str(e), "apt install vlc-bin vlc-plugin-base")
-    return passed(f"libVLC {version} loads")
+    return passed(Msg("libVLC %(version)s loads", version=version))
 
 
-@check("fonts")
+@check(C_("doctor check", "fonts"))
 def check_fonts(ctx: Context) -> Check:
     assert ctx.cfg is not None
     if not _has_display(ctx):
-        return skipped("no display capability (device.capabilities)")
+        return skipped(Msg("no display capability (device.capabilities)"))
     from drivers.display.fonts import FontError, find
 
     try:
         regular, bold = find(ctx.cfg["display"]["fonts"]), find(ctx.cfg["display"]["fonts"], bold=True)
     except FontError as e:
-        return failed(str(e), "apt install fonts-noto-core (or fonts-dejavu-core), or name a font in display.fonts")
-    return passed(f"Vietnamese glyphs in {regular.name} and {bold.name}")
+        return failed(str(e), Msg("apt install fonts-noto-core (or fonts-dejavu-core), or name a font in "
+                                  "display.fonts"))
+    return passed(Msg("Vietnamese glyphs in %(regular)s and %(bold)s", regular=regular.name, bold=bold.name))
 
 
-@check("disk")
+@check(C_("doctor check", "disk"))
 def check_disk(ctx: Context) -> Check:
     assert ctx.cfg is not None
     from .health import Health
@@ -420,24 +439,25 @@ def check_disk(ctx: Context) -> Check:
     where = _existing(ctx.state_dir)
     free_mb = Health(str(where)).disk_free_mb()
     if free_mb is None:
-        return failed(f"cannot read the free space of {where}", "check that the state directory's disk is mounted")
+        return failed(Msg("cannot read the free space of %(path)s", path=str(where)),
+                      Msg("check that the state directory's disk is mounted"))
     low = ctx.cfg.get("health", {}).get("disk_low_mb", 200.0)
-    detail = f"{free_mb:.0f} MB free on {where}"
-    hint = "free some space: `loa cache purge`, old logs (journalctl --vacuum-size=50M)"
+    detail = Msg("%(free)s free on %(path)s", free=Size(free_mb * 2**20), path=str(where))
+    hint = Msg("free some space: `loa cache purge`, old logs (journalctl --vacuum-size=50M)")
     if free_mb < low:
-        return failed(f"{detail}, under health.disk_low_mb ({low:g} MB)", hint)
+        return failed(Msg("%(detail)s, under health.disk_low_mb (%(low)g MB)", detail=detail, low=low), hint)
     if free_mb < DISK_WARN_MB:
-        return warned(f"{detail}, under {DISK_WARN_MB} MB", hint)
+        return warned(Msg("%(detail)s, under %(low)g MB", detail=detail, low=DISK_WARN_MB), hint)
     return passed(detail)
 
 
-@check("cache")
+@check(C_("doctor check", "cache"))
 def check_cache(ctx: Context) -> Check:
     from .media import MediaCache, sha256_file
 
     cache = MediaCache(ctx.state_dir / "cache")
     if not cache.dir.is_dir():
-        return passed("empty (no cache directory yet)")
+        return passed(Msg("empty (no cache directory yet)"))
     files = cache.entries()[::-1]  # most recently used first: what plays next matters most
     total = sum(size for _, size, _ in files)
     budget, verified, bad = CACHE_VERIFY_BYTES, 0, []
@@ -452,58 +472,63 @@ def check_cache(ctx: Context) -> Check:
         except FileNotFoundError:  # evicted meanwhile by the running agent
             continue
         verified += 1
-    detail = f"{len(files)} file(s), {total / 2**20:.1f} MB, {verified} verified"
+    detail = Msg("%(n)d file(s), %(size)s, %(verified)d verified", n=len(files), size=Size(total), verified=verified)
     if bad:
-        return failed(f"{detail}; content does not match its name: {', '.join(bad)}",
-                      "delete the named file(s): a corrupt file never plays, and the agent fetches it again")
+        return failed(Msg("%(detail)s; content does not match its name: %(files)s", detail=detail,
+                          files=", ".join(bad)),
+                      Msg("delete the named file(s): a corrupt file never plays, and the agent fetches it again"))
     return passed(detail)
 
 
-@check("outbox")
+@check(C_("doctor check", "outbox"))
 def check_outbox(ctx: Context) -> Check:
     with _open_store(ctx) as store:
         if store is None:
-            return skipped("agent never ran (no state database yet)")
+            return skipped(Msg("agent never ran (no state database yet)"))
         count = store.outbox_count()
+    detail = Msg("%(n)d message(s) waiting for the broker", n=count)
     if count > OUTBOX_WARN:
-        return warned(f"{count} message(s) waiting for the broker",
-                      "the box has not delivered for a while: see the broker check and `loa status`")
-    return passed(f"{count} message(s) waiting for the broker")
+        return warned(detail, Msg("the box has not delivered for a while: see the broker check and `loa status`"))
+    return passed(detail)
 
 
-@check("schedule")
+@check(C_("doctor check", "schedule"))
 def check_schedule(ctx: Context) -> Check:
     from .errors import SchemaError
     from .schedule import Schedule
 
     with _open_store(ctx) as store:
         if store is None:
-            return skipped("agent never ran (no state database yet)")
+            return skipped(Msg("agent never ran (no state database yet)"))
         docs = store.get_json("schedule_docs", {})
     if not docs:
-        return warned("no schedule received yet", "the province has not sent one to this box's topics "
-                                                  "(its device id or its areas)")
+        return warned(Msg("no schedule received yet"), Msg("the province has not sent one to this box's topics "
+                                                           "(its device id or its areas)"))
     try:
         items = len(Schedule(docs).items)
     except SchemaError as e:
-        return failed(f"the stored schedule does not compile: {e}", "ask the province to send it again")
-    versions = ", ".join(f"{'device' if '/dev/' in t else 'area ' + t.split('/')[-2]} v{d.get('version')}"
-                         for t, d in sorted(docs.items()))
-    return passed(f"{items} item(s); {versions}")
+        return failed(Msg("the stored schedule does not compile: %(error)s", error=e.msg),
+                      Msg("ask the province to send it again"))
+    versions = [Msg("device v%(version)s", version=d.get("version")) if "/dev/" in t else
+                Msg("area %(area)s v%(version)s", area=t.split("/")[-2], version=d.get("version"))
+                for t, d in sorted(docs.items())]
+    return passed(Msg("%(n)d item(s); %(versions)s", n=items, versions=Lines(versions, sep=", ")))
 
 
-@check("daemon")
+@check(C_("doctor check", "daemon"))
 def check_daemon(ctx: Context) -> Check:
     st = ctx.daemon()
     if st is None:
-        return warned(ctx.daemon_error, "the other checks ran without it; start it with "
-                                        "`systemctl start loa-agent`")
-    link = f"connected to {st['broker']}" if st["connected"] else \
-        f"NOT connected to {st['broker']} ({st['link_error'] or 'no answer yet'})"
+        return warned(ctx.daemon_error, Msg("the other checks ran without it; start it with "
+                                            "`systemctl start loa-agent`"))
+    link = Msg("connected to %(broker)s", broker=st["broker"]) if st["connected"] else \
+        Msg("NOT connected to %(broker)s (%(error)s)", broker=st["broker"],
+            error=st["link_error"] or Msg("no answer yet"))
     faults = ", ".join(f"{f['code']} ({f['message']})" for f in st["faults"])
-    detail = f"running {st['agent_version']}, {link}; faults: {faults or 'none'}"
+    detail = Msg("running %(version)s, %(link)s; faults: %(faults)s", version=st["agent_version"], link=link,
+                 faults=faults or Msg("none"))
     if faults or not st["connected"]:
-        return warned(detail, "see `loa status` and `loa logs`")
+        return warned(detail, Msg("see `loa status` and `loa logs`"))
     return passed(detail)
 
 
@@ -516,21 +541,21 @@ def _run_one(name: str, fn: Callable[[Context], Check], ctx: Context) -> Check:
         try:
             box.append(fn(ctx))
         except Exception as e:  # a broken check is that check's failure, never the doctor's crash
-            box.append(failed(f"{type(e).__name__}: {e}", "an unexpected error inside this check"))
+            box.append(failed(f"{type(e).__name__}: {e}", Msg("an unexpected error inside this check")))
 
     # A daemon thread: a check stuck in a driver call cannot keep the doctor from answering (or exiting).
     worker = threading.Thread(target=target, name=f"doctor-{name}", daemon=True)
     worker.start()
     worker.join(CHECK_TIMEOUT_S)
     if not box:
-        return Check(name, "fail", f"no result within {CHECK_TIMEOUT_S:g} s", "something hangs here")
+        return Check(name, "fail", Msg("no result within %(s)g s", s=CHECK_TIMEOUT_S), Msg("something hangs here"))
     return replace(box[0], name=name)
 
 
 def run(path: str) -> list[Check]:
     ctx = Context(path)
     return [_run_one(name, fn, ctx) if ctx.cfg is not None or not needs_config
-            else Check(name, "skip", "config invalid") for name, fn, needs_config in CHECKS]
+            else Check(name, "skip", Msg("config invalid")) for name, fn, needs_config in CHECKS]
 
 
 def exit_code(checks: list[Check]) -> int:
@@ -539,26 +564,38 @@ def exit_code(checks: list[Check]) -> int:
     return 1 if any(c.status == "fail" for c in checks) else 0
 
 
+STATUSES = {"pass": C_("doctor status", "PASS"), "warn": C_("doctor status", "WARN"),
+            "fail": C_("doctor status", "FAIL"), "skip": C_("doctor status", "SKIP")}
+
+
 def human(checks: list[Check]) -> str:
-    width = max(len(c.name) for c in checks) + 1
+    from .i18n import _, n_, p_, render
+
+    statuses = {s: p_("doctor status", word) for s, word in STATUSES.items()}
+    names = [p_("doctor check", c.name) for c in checks]
+    width, sw = max(map(len, names)) + 1, max(map(len, statuses.values())) + 1
     out = []
-    for c in checks:
-        first, *more = c.detail.splitlines() or [""]
-        hint = f"hint: {c.hint}" if c.hint and c.status in ("fail", "warn") else ""
+    for c, name in zip(checks, names, strict=True):
+        first, *more = render(c.detail).splitlines() or [""]
+        hint = _("hint: %(hint)s", hint=render(c.hint)) if c.hint and c.status in ("fail", "warn") else ""
         if hint and not more:
             first, hint = f"{first} — {hint}", ""
-        out.append(f"{c.status.upper():<5} {c.name:<{width}} {first}")
-        out += [f"{'':<{6 + width}} {line}" for line in [*more, *([hint] if hint else [])]]
-    counts = {s: sum(c.status == s for c in checks) for s in ("pass", "warn", "fail", "skip")}
-    out.append(f"{counts['pass']} passed, {counts['warn']} warning(s), {counts['fail']} failed, "
-               f"{counts['skip']} skipped")
+        out.append(f"{statuses[c.status]:<{sw}} {name:<{width}} {first}")
+        out += [f"{'':<{sw + 1 + width}} {line}" for line in [*more, *([hint] if hint else [])]]
+    counts = {s: sum(c.status == s for c in checks) for s in STATUSES}
+    out.append(", ".join([n_("%(n)d passed", "%(n)d passed", counts["pass"]),
+                          n_("%(n)d warning", "%(n)d warnings", counts["warn"]),
+                          n_("%(n)d failed", "%(n)d failed", counts["fail"]),
+                          n_("%(n)d skipped", "%(n)d skipped", counts["skip"])]))
     return "\n".join(out)
 
 
 def cli(args: argparse.Namespace, path: str) -> int:
     checks = run(path)
-    if args.json:
-        print(json.dumps({"ok": not any(c.status == "fail" for c in checks), "checks": [asdict(c) for c in checks]},
+    if args.json:  # the English of the checks (str of a Msg), whatever the CLI's language
+        data = [{"name": str(c.name), "status": c.status, "detail": str(c.detail), "hint": str(c.hint)}
+                for c in checks]
+        print(json.dumps({"ok": not any(c.status == "fail" for c in checks), "checks": data},
                          ensure_ascii=False, indent=2))
     else:
         print(human(checks))

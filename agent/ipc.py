@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import IpcError, Rejection
+from .i18n import Msg, restore, texts
 from .messages import IpcRequest, Post
 
 log = logging.getLogger("agent.ipc")
@@ -66,11 +67,15 @@ class _Handler(socketserver.StreamRequestHandler):
             try:
                 reply = {"ok": True, "result": answer.result(timeout=wait)}
             except TimeoutError:
-                reply = {"ok": False, "error": f"the agent's core did not answer within {wait:g} s"}
+                reply = {"ok": False, "error": Msg("the agent's core did not answer within %(s)g s", s=wait)}
         except Rejection as e:  # refused as the MQTT command would be: the same code and message as its ack
             reply = {"ok": False, "error": e.message, "code": e.code}
         except Exception as e:  # a bad request gets an answer, never a crash
             reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        # The reply is the English the MQTT side would say; "texts" lets the CLI say its Msgs in its language.
+        table = texts(reply)
+        if table:
+            reply["texts"] = table
         self.wfile.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
 
 
@@ -134,17 +139,19 @@ def request(path: str, op: str, /, timeout: float = 15.0, **args: Any) -> Any:
                     break
                 data += chunk
     except (FileNotFoundError, ConnectionRefusedError):
-        raise IpcError(f"the agent is not running (nothing answers on {path})") from None
+        raise IpcError(Msg("the agent is not running (nothing answers on %(path)s)", path=path)) from None
     except PermissionError:
-        raise IpcError(f"permission denied on {path}: run as root or as a member of the agent's group") from None
+        raise IpcError(Msg("permission denied on %(path)s: run as root or as a member of the agent's group",
+                           path=path)) from None
     except OSError as e:
-        raise IpcError(f"cannot talk to the agent on {path}: {e}") from None
+        raise IpcError(Msg("cannot talk to the agent on %(path)s: %(error)s", path=path, error=str(e))) from None
     try:
         reply = json.loads(data)
     except ValueError:
-        raise IpcError(f"the agent closed the connection on {path} without an answer") from None
+        raise IpcError(Msg("the agent closed the connection on %(path)s without an answer", path=path)) from None
+    reply = restore(reply, reply.pop("texts", []))
     if not reply.get("ok"):
         if reply.get("code"):
             raise Rejection(reply["code"], reply["error"])
-        raise IpcError(reply.get("error", "the agent refused the request"))
+        raise IpcError(reply.get("error", Msg("the agent refused the request")))
     return reply["result"]

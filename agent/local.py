@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import Rejection
+from .i18n import Msg
 from .messages import Call, IpcRequest
 from .runtime import Result
 
@@ -57,8 +58,8 @@ class LocalOps:
             raise ValueError(f"{type!r} cannot be run locally (local commands: {', '.join(sorted(COMMANDS))})")
         params = params or {}
         if type == "play" and params.get("level") == "emergency":
-            raise Rejection("bad_schema", "params.level: a technician's play runs at normal or priority, never "
-                            "emergency")
+            raise Rejection("bad_schema", Msg("params.level: a technician's play runs at normal or priority, "
+                                              "never emergency"))
 
         def waited(reply: Reply) -> None:
             try:

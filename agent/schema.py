@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import SchemaError
+from .i18n import Msg
 
 MISSING: Any = object()
 
@@ -38,13 +39,14 @@ class Str(Field):
         if value is None and self.choices and "null" in self.choices:
             value = "null"  # YAML reads a bare `null` (the audio backend's name) as None
         if not isinstance(value, str):
-            raise SchemaError(path, f"must be a string, got {type_name(value)}")
+            raise SchemaError(path, Msg("must be a string, got %(type)s", type=type_name(value)))
         if self.choices is not None and value not in self.choices:
-            raise SchemaError(path, f"must be one of {', '.join(self.choices)}{did_you_mean(value, self.choices)}")
+            raise SchemaError(path, Msg("must be one of %(choices)s%(hint)s", choices=", ".join(self.choices),
+                                          hint=did_you_mean(value, self.choices)))
         if not self.min_len <= len(value) <= self.max_len:
-            raise SchemaError(path, f"must be {self.min_len}-{self.max_len} characters long")
+            raise SchemaError(path, Msg("must be %(min)d-%(max)d characters long", min=self.min_len, max=self.max_len))
         if self.pattern and not self.pattern.fullmatch(value):
-            raise SchemaError(path, f"must match {self.pattern.pattern}")
+            raise SchemaError(path, Msg("must match %(pattern)s", pattern=self.pattern.pattern))
         return value
 
 
@@ -55,21 +57,21 @@ class Int(Field):
 
     def check(self, value: Any, path: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SchemaError(path, f"must be an integer, got {type_name(value)}")
+            raise SchemaError(path, Msg("must be an integer, got %(type)s", type=type_name(value)))
         return _in_range(value, self.min, self.max, path)
 
 
 class Num(Int):
     def check(self, value: Any, path: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SchemaError(path, f"must be a number, got {type_name(value)}")
+            raise SchemaError(path, Msg("must be a number, got %(type)s", type=type_name(value)))
         return float(_in_range(value, self.min, self.max, path))
 
 
 class Bool(Field):
     def check(self, value: Any, path: str) -> bool:
         if not isinstance(value, bool):
-            raise SchemaError(path, f"must be true or false, got {type_name(value)}")
+            raise SchemaError(path, Msg("must be true or false, got %(type)s", type=type_name(value)))
         return value
 
 
@@ -91,9 +93,9 @@ class List(Field):
 
     def check(self, value: Any, path: str) -> list:
         if not isinstance(value, list):
-            raise SchemaError(path, f"must be a list, got {type_name(value)}")
+            raise SchemaError(path, Msg("must be a list, got %(type)s", type=type_name(value)))
         if not self.min_len <= len(value) <= self.max_len:
-            raise SchemaError(path, f"must have {self.min_len}-{self.max_len} entries")
+            raise SchemaError(path, Msg("must have %(min)d-%(max)d entries", min=self.min_len, max=self.max_len))
         return [self.item.check(v, f"{path}[{i}]") for i, v in enumerate(value)]
 
 
@@ -106,7 +108,7 @@ class Map(Field):
 
     def check(self, value: Any, path: str) -> dict:
         if not isinstance(value, Mapping):
-            raise SchemaError(path, f"must be a mapping, got {type_name(value)}")
+            raise SchemaError(path, Msg("must be a mapping, got %(type)s", type=type_name(value)))
         return {self.key.check(k, f"{path}.{k}"): self.value.check(v, f"{path}.{k}") for k, v in value.items()}
 
 
@@ -123,7 +125,7 @@ class OneOf(Field):
                 return alt.check(value, path)
             except SchemaError:
                 continue
-        raise SchemaError(path, f"must be {self.what}")
+        raise SchemaError(path, Msg("must be %(what)s", what=self.what))
 
 
 class Kinds(Field):
@@ -135,10 +137,11 @@ class Kinds(Field):
 
     def check(self, value: Any, path: str) -> dict:
         if not isinstance(value, dict):
-            raise SchemaError(path, "must be an object with a kind")
+            raise SchemaError(path, Msg("must be an object with a kind"))
         kind = value.get("kind")
         if not isinstance(kind, str) or kind not in self.kinds:
-            raise SchemaError(f"{path}.kind", f"must be one of {', '.join(self.kinds)}")
+            raise SchemaError(f"{path}.kind", Msg("must be one of %(choices)s%(hint)s", choices=", ".join(self.kinds),
+                                                  hint=""))
         return self.kinds[kind].check(value, path)
 
 
@@ -159,7 +162,7 @@ class Obj(Field):
     def collect(self, value: Any, path: str = "") -> tuple[dict, list[SchemaError]]:
         """Check everything and return every problem, so a config shows them all at once."""
         if not isinstance(value, Mapping):
-            return {}, [SchemaError(path, f"must be a mapping, got {type_name(value)}")]
+            return {}, [SchemaError(path, Msg("must be a mapping, got %(type)s", type=type_name(value)))]
         errors: list[SchemaError] = []
         out: dict = {}
         for key, val in value.items():
@@ -169,7 +172,8 @@ class Obj(Field):
                 if self.extra:
                     out[key] = val
                 else:
-                    errors.append(SchemaError(sub, f"unknown key{did_you_mean(str(key), self.fields)}"))
+                    hint = did_you_mean(str(key), self.fields)
+                    errors.append(SchemaError(sub, Msg("unknown key%(hint)s", hint=hint)))
             elif isinstance(field, Obj):
                 out[key], nested = field.collect(val, sub)
                 errors.extend(nested)
@@ -188,7 +192,7 @@ class Obj(Field):
                 out[key], nested = field.collect({}, sub)
                 errors.extend(nested)
             elif not field.optional:
-                errors.append(SchemaError(sub, "is required"))
+                errors.append(SchemaError(sub, Msg("is required")))
         if not errors and self.validate:
             try:
                 self.validate(out, path)
@@ -199,19 +203,21 @@ class Obj(Field):
 
 def _in_range(value: float, lo: float | None, hi: float | None, path: str) -> Any:
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        lo_s = "" if lo is None else f"{lo:g}"
-        hi_s = "" if hi is None else f"{hi:g}"
-        raise SchemaError(path, f"must be between {lo_s or '-inf'} and {hi_s or 'inf'}, got {value}")
+        lo_s = "-inf" if lo is None else f"{lo:g}"
+        hi_s = "inf" if hi is None else f"{hi:g}"
+        raise SchemaError(path, Msg("must be between %(min)s and %(max)s, got %(value)s", min=lo_s, max=hi_s,
+                                    value=value))
     return value
 
 
 def type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-            int: "an integer", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+    names = {dict: Msg("a mapping"), list: Msg("a list"), str: Msg("a string"), bool: Msg("a boolean"),
+             int: Msg("an integer"), float: Msg("a number"), type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def did_you_mean(word: str, choices: Any) -> str:
     import difflib  # only when something is misspelt
 
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return Msg(" (did you mean %(word)r?)", word=close[0]) if close else ""

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from drivers.audio.capture import record
 
 from .audio.arbiter import Play
+from .i18n import C_, Msg
 from .messages import Call
 from .runtime import Result, Runtime
 from .timeutil import active_window, next_daily, rfc3339
@@ -106,7 +107,7 @@ def _db(power: float) -> float:
 def daily_skip_reason(quiet_hours: list[dict], at: float, tz: str) -> str | None:
     """Why a daily self-test due at `at` must not run: it falls in quiet hours."""
     window = active_window(quiet_hours, at, tz)
-    return f"quiet hours {window['from']}-{window['to']}" if window else None
+    return Msg("quiet hours %(start)s-%(end)s", start=window["from"], end=window["to"]) if window else None
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -165,14 +166,14 @@ class SelfTest:
         """Begin a self-test (core thread; returns at once). `done(Result)` is called once, on the core thread."""
         mic = self.cfg.get("mic_device")
         if self.run is not None:
-            done(Result("failed", "device_fault", "a self-test is already running", _result(False, [])))
+            done(Result("failed", "device_fault", Msg("a self-test is already running"), _result(False, [])))
             return
         if calibrate and not mic:
-            done(Result("failed", "device_fault", "no microphone configured (selftest.mic_device): nothing to "
-                        "calibrate", _result(False, [])))
+            done(Result("failed", "device_fault", Msg("no microphone configured (selftest.mic_device): nothing to "
+                                                      "calibrate"), _result(False, [])))
             return
         if self._alert() is not None:
-            done(Result("failed", "device_fault", "an alert is playing: the self-test does not interrupt it",
+            done(Result("failed", "device_fault", Msg("an alert is playing: the self-test does not interrupt it"),
                         _result(False, [])))
             return
         run = _Run(calibrate, done, list(self.rt.cfg["zones"]), mic)
@@ -196,9 +197,9 @@ class SelfTest:
         name = zone["name"]
         current = player.arbiter.current
         if current is not None and current.level != "normal":  # never over an alert nor another priority play
-            why = "an alert is playing" if current.level == "emergency" else \
-                f"busy: {current.title or current.id} is playing at priority"
-            self._abort(run, f"{why}: the self-test stopped before zone {name}")
+            why = Msg("an alert is playing") if current.level == "emergency" else \
+                Msg("busy: %(play)s is playing at priority", play=current.title or current.id)
+            self._abort(run, Msg("%(why)s: the self-test stopped before zone %(zone)s", why=why, zone=name))
             return
         play = Play(id=f"selftest-{uuid.uuid4().hex[:8]}-{name}", level="priority", zones=[name],
                     source={"kind": "tone", "name": "test", "duration_s": tone_s}, title=f"self-test {name}",
@@ -214,7 +215,7 @@ class SelfTest:
         try:
             player.submit(play)  # a tone goes to the arbiter at once: it starts now, over a normal programme
         except Exception as e:  # a PlayError or a driver's: the run cannot go on
-            self._abort(run, f"cannot play the test tone on zone {name}: {e}")
+            self._abort(run, Msg("cannot play the test tone on zone %(zone)s: %(error)s", zone=name, error=str(e)))
             return
         step.volume = player.effective_volume(play)
         step.timer = self.rt.call_later(warmup + tone_s + STEP_SLACK_S, lambda: self._overdue(run, step))
@@ -225,7 +226,7 @@ class SelfTest:
             samples, rate = record(device, step.stop, max_s)
             fig: dict = measure(samples, rate)
         except Exception as e:  # whatever the microphone does, the run gets an answer
-            fig = {"error": f"microphone {device!r}: {e}"}
+            fig = {"error": Msg("microphone %(device)r: %(error)s", device=device, error=str(e))}
         self.rt.post(Call(lambda: self._heard(run, step, fig)))
 
     # --- a zone's answers ------------------------------------------------------------------------------
@@ -240,7 +241,8 @@ class SelfTest:
         step.checks = self._zone_checks(step, result)
         if step.mic and step.heard is None:
             step.mic_timer = self.rt.call_later(MIC_GRACE_S, lambda: self._heard(run, step, {
-                "error": f"microphone {run.mic!r} gave no recording within {MIC_GRACE_S:g} s of the tone's end"}))
+                "error": Msg("microphone %(device)r gave no recording within %(s)g s of the tone's end",
+                             device=run.mic, s=MIC_GRACE_S)}))
         self.rt.post(Call(lambda: self._step_over(run, step)))
 
     def _heard(self, run: _Run, step: _Step, fig: dict) -> None:
@@ -282,72 +284,83 @@ class SelfTest:
         since = amp.on_since.get(name)
         on = since is not None and gpio.read(pin)
         on_s = round(time.monotonic() - since, 1) if since is not None else 0.0
-        checks.append(_check(name, "relay", bool(on), f"GPIO {pin} on for {on_s:g} s" if on else
-                             f"GPIO {pin} was not on at the end of the tone", pin=pin, on_s=on_s))
+        checks.append(_check(name, C_("selftest check", "relay"), bool(on),
+                             Msg("GPIO %(pin)s on for %(s)g s", pin=pin, s=on_s) if on else
+                             Msg("GPIO %(pin)s was not on at the end of the tone", pin=pin), pin=pin, on_s=on_s))
         if zone.get("feedback_pin") is not None:
             fb = zone["feedback_pin"]
             active = bool(gpio.read(fb))
             fault = next((f for f in self.rt.faults.active() if f["code"] == "amp_no_feedback"
                           and f["message"].startswith(f"zone {name}:")), None)
             ok = active and fault is None
-            figure = f"feedback GPIO {fb} answered with the relay on for {on_s:g} s" if ok else \
-                f"feedback GPIO {fb} stayed inactive with relay GPIO {pin} on for {on_s:g} s" if not active else \
+            figure = Msg("feedback GPIO %(pin)s answered with the relay on for %(s)g s", pin=fb, s=on_s) if ok else \
+                Msg("feedback GPIO %(pin)s stayed inactive with relay GPIO %(relay)s on for %(s)g s", pin=fb,
+                    relay=pin, s=on_s) if not active else \
                 f"amp_no_feedback: {fault['message']}"  # type: ignore[index]
-            checks.append(_check(name, "feedback", ok, figure, pin=fb, active=active))
+            checks.append(_check(name, C_("selftest check", "feedback"), ok, figure, pin=fb, active=active))
         tone_s = float(self.cfg["tone_s"])
         seconds = float(result.result.get("seconds") or 0.0)
         reason = result.result.get("reason")
         held = step.held = max(0.0, time.monotonic() - step.submitted - step.warmup - seconds)
+        figure: str
         if step.overdue:
-            ok, figure = False, f"did not end within {tone_s + STEP_SLACK_S:g} s: stopped"
+            ok, figure = False, Msg("did not end within %(s)g s: stopped", s=tone_s + STEP_SLACK_S)
         elif result.status != "done":
-            ok, figure = False, f"failed ({result.code}): {result.message}"
+            ok, figure = False, Msg("failed (%(code)s): %(message)s", code=result.code, message=result.message)
         elif reason != "finished":
-            ok, figure = False, f"{reason} after {seconds:g} s of {tone_s:g} s"
+            ok, figure = False, Msg("%(reason)s after %(s)g s of %(tone)g s", reason=reason, s=seconds, tone=tone_s)
         elif held > HELD_S:
-            ok, figure = False, f"{seconds:g} s of {tone_s:g} s, but held up {held:.1f} s by an alert, twice"
+            ok, figure = False, Msg("%(s)g s of %(tone)g s, but held up %(held).1f s by an alert, twice", s=seconds,
+                                    tone=tone_s, held=held)
         else:
-            ok, figure = True, f"{seconds:g} s of {tone_s:g} s at volume {step.volume}"
-        checks.append(_check(name, "played", ok, figure, seconds=seconds, reason=reason or result.code,
-                             volume=step.volume))
+            ok, figure = True, Msg("%(s)g s of %(tone)g s at volume %(volume)s", s=seconds, tone=tone_s,
+                                   volume=step.volume)
+        checks.append(_check(name, C_("selftest check", "played"), ok, figure, seconds=seconds,
+                             reason=reason or result.code, volume=step.volume))
         return checks
 
     def _acoustic(self, run: _Run, step: _Step) -> dict:
         name, fig = step.zone["name"], step.heard or {}
+        acoustic = C_("selftest check", "acoustic")
         if "error" in fig:
-            return _check(name, "acoustic", False, fig["error"])
+            return _check(name, acoustic, False, fig["error"])
         if not step.checks[-1]["ok"]:  # the tone did not play as it should: the figure says nothing
-            return _check(name, "acoustic", False, f"not measured: the tone did not play as it should "
-                          f"(1 kHz at {fig['level_dbfs']:.1f} dBFS)", **fig)
+            return _check(name, acoustic, False, Msg("not measured: the tone did not play as it should "
+                                                     "(1 kHz at %(level).1f dBFS)", level=fig["level_dbfs"]), **fig)
         tol = float(self.cfg["tolerance_db"])
         level, rest = fig["level_dbfs"], fig["rest_dbfs"]
         heard_it = heard(fig)
         if step.volume <= 0:
-            return _check(name, "acoustic", False, "the tone played at volume 0 (quiet hours?): nothing to hear",
+            return _check(name, acoustic, False, Msg("the tone played at volume 0 (quiet hours?): nothing to hear"),
                           **fig)
         if run.calibrate:
             if not heard_it:
-                return _check(name, "acoustic", False, f"no 1 kHz tone heard: {level:.1f} dBFS (rest {rest:.1f} dBFS, "
-                              f"SNR {fig['snr_db']:.1f} dB): not calibrated", **fig)
+                return _check(name, acoustic, False, Msg("no 1 kHz tone heard: %(level).1f dBFS (rest %(rest).1f "
+                                                         "dBFS, SNR %(snr).1f dB): not calibrated", level=level,
+                                                         rest=rest, snr=fig["snr_db"]), **fig)
             run.measured[name] = {"level_dbfs": level, "rest_dbfs": rest, "snr_db": fig["snr_db"],
                                   "volume": step.volume, "tone_s": float(self.cfg["tone_s"]),
                                   "at": rfc3339(self.rt.clock())}
-            return _check(name, "acoustic", True, f"reference taken: 1 kHz at {level:.1f} dBFS (rest {rest:.1f} dBFS, "
-                          f"SNR {fig['snr_db']:.1f} dB) at volume {step.volume}", **fig)
+            return _check(name, acoustic, True, Msg("reference taken: 1 kHz at %(level).1f dBFS (rest %(rest).1f "
+                                                    "dBFS, SNR %(snr).1f dB) at volume %(volume)s", level=level,
+                                                    rest=rest, snr=fig["snr_db"], volume=step.volume), **fig)
         ref = run.reference.get("zones", {}).get(name)
         if ref is None:
-            return _check(name, "acoustic", False, f"1 kHz at {level:.1f} dBFS (rest {rest:.1f} dBFS) but no "
-                          "calibration reference for this zone: run `loa selftest --calibrate` once", **fig)
+            return _check(name, acoustic, False, Msg("1 kHz at %(level).1f dBFS (rest %(rest).1f dBFS) but no "
+                                                     "calibration reference for this zone: run `loa selftest "
+                                                     "--calibrate` once", level=level, rest=rest), **fig)
         if run.reference.get("mic_device") != run.mic:
-            return _check(name, "acoustic", False, f"the reference was taken with microphone "
-                          f"{run.reference.get('mic_device')!r}, not {run.mic!r}: calibrate again", **fig)
+            return _check(name, acoustic, False, Msg("the reference was taken with microphone %(then)r, not "
+                                                     "%(now)r: calibrate again",
+                                                     then=run.reference.get("mic_device"), now=run.mic), **fig)
         # The tone's gain is (volume/100)^2: a volume changed since calibration moves the reference with it.
         expected = ref["level_dbfs"] + 40 * math.log10(step.volume / ref["volume"])
         delta = level - expected
         ok = delta >= -tol
-        figure = (f"1 kHz at {level:.1f} dBFS, reference {expected:.1f} dBFS ({delta:+.1f} dB, tolerance {tol:g} dB); "
-                  f"rest {rest:.1f} dBFS" + ("" if heard_it else ", no tone heard"))
-        return _check(name, "acoustic", ok, figure, reference_dbfs=round(expected, 1), delta_db=round(delta, 1),
+        figure = Msg("1 kHz at %(level).1f dBFS, reference %(expected).1f dBFS (%(delta)+.1f dB, tolerance %(tol)g "
+                     "dB); rest %(rest).1f dBFS%(unheard)s", level=level, expected=expected, delta=delta, tol=tol,
+                     rest=rest, unheard="" if heard_it else Msg(", no tone heard"))
+        return _check(name, acoustic, ok, figure, reference_dbfs=round(expected, 1), delta_db=round(delta, 1),
                       tolerance_db=tol, **fig)
 
     # --- the end ---------------------------------------------------------------------------------------
@@ -359,20 +372,21 @@ class SelfTest:
                 self._save_calibration(run)
                 calibrated = True
             except OSError as e:
-                run.checks.append(_check("-", "calibration", False, f"cannot save {self.calibration_path}: {e}"))
+                run.checks.append(_check("-", C_("selftest check", "calibration"), False,
+                                         Msg("cannot save %(path)s: %(error)s", path=str(self.calibration_path),
+                                             error=str(e))))
         ok = bool(run.checks) and all(c["ok"] for c in run.checks)
-        failed = [f"{c['zone']} {c['name']}" for c in run.checks if not c["ok"]]
-        if ok:
-            message = f"self-test passed: {len(run.checks)} check(s) on {len(run.zones)} zone(s)"
-        else:
-            message = f"self-test failed: {', '.join(failed)}"
+        failed = ", ".join(f"{c['zone']} {c['name']}" for c in run.checks if not c["ok"])
+        message = Msg("self-test passed: %(checks)d check(s) on %(zones)d zone(s)", checks=len(run.checks),
+                      zones=len(run.zones)) if ok else Msg("self-test failed: %(failed)s", failed=failed)
         if run.calibrate:
-            message += f"; calibrated {', '.join(sorted(run.measured)) or 'no zone'}"
+            message = Msg("%(verdict)s; calibrated %(zones)s", verdict=message,
+                          zones=", ".join(sorted(run.measured)) or Msg("no zone"))
         (log.info if ok else log.warning)("%s", message)
         self.rt.emit_event("selftest", {"ok": ok, "checks": run.checks, "calibrated": calibrated})
         run.done(Result("done", "ok", message, _result(ok, run.checks, calibrated)))
 
-    def _abort(self, run: _Run, why: str) -> None:
+    def _abort(self, run: _Run, why: Msg) -> None:
         """The test itself could not go on (an alert, a busy player): failed, with the checks done so far."""
         self.run = None
         if run.step is not None:
@@ -436,7 +450,7 @@ class SelfTest:
                 log.info("daily self-test put off %g s: the box is busy", DAILY_RETRY_S)
                 self._daily_timer = self.rt.call_later(DAILY_RETRY_S, self._daily_due)
                 return
-            skip = "the box stayed busy"
+            skip = Msg("the box stayed busy")
         if skip is not None:
             log.info("daily self-test due at %s skipped: %s", rfc3339(due or 0), skip)
         else:
@@ -473,13 +487,19 @@ def cli(args: argparse.Namespace, path: str) -> int:
     if args.json:
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0 if ok else 1
+    from .i18n import _, p_, render
+
     checks = out.get("checks") or []
+    verdicts = {True: _("PASS"), False: _("FAIL")}
+    names = {id(c): p_("selftest check", c["name"]) for c in checks}
+    vw = max(len(v) for v in verdicts.values())
     zw = max([len(c["zone"]) for c in checks] + [4])
-    nw = max([len(c["name"]) for c in checks] + [6])
+    nw = max([len(n) for n in names.values()] + [6])
     for c in checks:
-        print(f"{'PASS' if c['ok'] else 'FAIL'}  {c['zone']:<{zw}}  {c['name']:<{nw}}  {c['figure']}")
+        print(f"{verdicts[c['ok']]:<{vw}}  {c['zone']:<{zw}}  {names[id(c)]:<{nw}}  {render(c['figure'])}")
     if out.get("status") != "done":
-        print(f"loa: self-test {out.get('status')} ({out.get('code')}): {out.get('message')}")
+        print(_("loa: self-test %(status)s (%(code)s): %(message)s", status=out.get("status"), code=out.get("code"),
+                message=render(out.get("message"))))
     else:
-        print(out.get("message") or ("self-test passed" if ok else "self-test failed"))
+        print(render(out.get("message")) or (_("self-test passed") if ok else _("self-test failed")))
     return 0 if ok else 1

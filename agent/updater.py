@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlparse
 from . import __version__
 from .bundle import BundleError, check_compatible, compare_versions, extract, load_release_keys, open_bundle
 from .errors import Rejection, SchemaError
+from .i18n import Msg
 from .maintenance import idle
 from .media import Downloader, MediaError
 from .messages import Call
@@ -159,8 +160,8 @@ class Updater:
     # --- the command --------------------------------------------------------------------------------
     def handle(self, msg: Message, params: dict) -> Result | None:
         if self.layout is None:
-            raise Rejection("not_for_me", "this agent does not run from a release layout (scripts/install.sh, "
-                            "started by loa-boot): it cannot update itself")
+            raise Rejection("not_for_me", Msg("this agent does not run from a release layout (scripts/install.sh, "
+                                              "started by loa-boot): it cannot update itself"))
         state = self.layout.read_state()
         pending, last = state.get("pending"), state.get("last")
         if pending and pending.get("jti") == msg.jti and pending.get("version") == __version__:
@@ -169,18 +170,21 @@ class Updater:
         if last and last.get("jti") == msg.jti:  # resumed after the attempt ended: answer from its record
             return _final(last)
         if pending:
-            raise Rejection("device_fault", f"the update to {pending['version']} is still in its health gate")
+            raise Rejection("device_fault", Msg("the update to %(version)s is still in its health gate",
+                                                version=pending["version"]))
         version = params["version"]
         if compare_versions(version, __version__) == 0:
             return Result(message=f"{version} is already running", result={"version": version, "previous": None})
         highest = state.get("highest") or __version__
         floor = highest if compare_versions(highest, __version__) > 0 else __version__
         if compare_versions(version, floor) < 0 and not params["allow_downgrade"]:
-            raise Rejection("downgrade", f"{version} is older than {floor} (the running or highest committed "
-                            "version); set allow_downgrade to install it")
+            raise Rejection("downgrade", Msg("%(version)s is older than %(floor)s (the running or highest committed "
+                                             "version); set allow_downgrade to install it", version=version,
+                                             floor=floor))
         if self.job is not None:
             if self.job.phase in ("installing", "switching"):
-                raise Rejection("device_fault", f"the update to {self.job.version} is being installed")
+                raise Rejection("device_fault", Msg("the update to %(version)s is being installed",
+                                                    version=self.job.version))
             self._end(Result("failed", "cancelled", f"superseded by the update to {version}"))
         self.job = Job(msg, params)
         self._step()

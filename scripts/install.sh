@@ -7,9 +7,9 @@
 #   scripts/install.sh --prefix DIR --no-systemd --no-apt --system-site-packages   # a test install
 set -euo pipefail
 
-# python3-dev and gcc build PyAudio where no wheel exists; python3-wheel lets a --system-site-packages
-# venv on Debian's python3 build the agent offline.
-APT_PACKAGES="python3 python3-venv python3-pip python3-dev python3-wheel gcc mosquitto-clients pv espeak-ng ffmpeg
+# python3-dev and gcc build PyAudio where no wheel exists; python3-wheel and python3-babel (which compiles the
+# message catalogues of `loa`) let a --system-site-packages venv on Debian's python3 build the agent offline.
+APT_PACKAGES="python3 python3-venv python3-pip python3-dev python3-wheel python3-babel gcc mosquitto-clients pv espeak-ng ffmpeg
 vlc-bin vlc-plugin-base portaudio19-dev fonts-noto-core"
 
 usage() {

@@ -3,6 +3,7 @@ and real release bundles (support/bundles.py)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from support.province import Province
 from support.tap import Tap
 
 from loa_console.keys import generate_keypair
+
+# `loa` speaks English in the tests whatever the host's locale; tests of the Vietnamese set LOA_LANG themselves.
+os.environ["LOA_LANG"] = "en"
 
 
 @pytest.fixture

@@ -152,7 +152,7 @@ def test_schedule_media_is_prefetched_and_missing_media_reported(start_audio_age
     cached = {o["id"].split("@")[0]: o["cached"] for o in st["upcoming"]}
     assert cached == {"news": True, "gone": False}
     out = agent.cli("cache", "status")
-    assert out.returncode == 1 and "1 file(s)" in out.stdout and "404" in out.stdout
+    assert out.returncode == 1 and "cache: 1 file, " in out.stdout and "404" in out.stdout
     purge = json.loads(agent.cli("cache", "purge", "--json").stdout)
     assert purge["removed"] == 0 and purge["items"] == 1  # due within the horizon: kept
 

@@ -403,10 +403,12 @@ def _stamp(path: str) -> tuple[int, int]:
 
 def lexicon_problems(paths: Sequence[str], key: str = "tts.lexicon") -> list[str]:
     """Config check: every listed lexicon file exists and parses (a message naming the file and line)."""
-    problems = []
+    from ..i18n import Msg
+
+    problems: list[str] = []
     for i, path in enumerate(paths):
         try:
             load_lexicon(path)
         except LexiconError as e:
-            problems.append(f"{key}[{i}]: {e}")
+            problems.append(Msg("%(key)s[%(i)d]: %(error)s", key=key, i=i, error=str(e)))
     return problems

@@ -162,9 +162,9 @@ class Agent:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def cli(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, timeout: float = 30.0, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "agent.cli", *args, "--config", str(self.config_path)],
-                              env=self.env(), capture_output=True, text=True, timeout=timeout)
+                              env=self.env(**env), capture_output=True, text=True, timeout=timeout)
 
     def close(self) -> None:
         self.kill()
