@@ -135,3 +135,14 @@ def test_per_host_tls_overrides_on_a_move(tmp_path, make_agent, keys):
         watch.close()
         node1.stop()
         node2.stop()
+
+
+def test_a_host_that_does_not_answer_costs_no_wait(make_agent, broker, province):
+    from support.mosquitto import free_port
+
+    dead = {"host": HOST, "port": free_port()}  # nothing listens: refused at once
+    slow = {"base_s": 60, "cap_s": 120, "jitter": False}  # any backoff would outlast the wait below
+    agent = make_agent(config={"mqtt": {"hosts": [dead, {"host": HOST, "port": broker.port}], "reconnect": slow}})
+    agent.start()
+    province.status("online", timeout=10)
+    assert f"connecting to mqtt://{HOST}:{broker.port} (attempt 2)" in agent.log()  # the backoff: once per round
