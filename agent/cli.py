@@ -126,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
                                                   "loa --lang LANG say ..."))
     p.add_argument("--level", choices=levels, default="priority", help=level_help)
     p.add_argument("--zone", action="append", dest="zones", help=zone_help)
+    p.add_argument("--dry-run", action="store_true", help=_("print the words that would be spoken; speak nothing"))
     command("stop", _("stop everything but an emergency"))
     p = command("volume", _("set the default (or a zone's) volume, 0-100"))
     p.add_argument("volume", type=int, help=_("0-100"))
@@ -136,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
     p = command("schedule", _("upcoming programmes (time, item, level, cached?)"))
     p.add_argument("--hours", type=float, default=24, help=_("how far ahead (default 24)"))
     p.add_argument("--json", action="store_true", help=json_help)
+    p = command("report", _("what the box aired per day: seconds on air per level, programmes, alerts, uptime"))
+    p.add_argument("--date", help=_("the last day shown, YYYY-MM-DD (default today)"))
+    p.add_argument("--days", type=int, default=1, help=_("how many days, ending with --date (default 1)"))
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help=json_help)
+    out.add_argument("--csv", action="store_true", help=_("one line per day, for a spreadsheet"))
     p = command("cache", _("the media cache: status, prefetch (with progress), purge"))
     p.add_argument("action", choices=("status", "prefetch", "purge"), nargs="?", default="status",
                    help=_("status (default), prefetch or purge"))
@@ -303,6 +310,11 @@ def cmd_play(args: argparse.Namespace, path: str) -> int:
 
 
 def cmd_say(args: argparse.Namespace, path: str) -> int:
+    if args.dry_run:  # the reader runs here, from the same config: no agent needed
+        from .audio.reading import reader_for, reads
+
+        print(reader_for(_load(path)).read(args.text) if reads(args.lang) else args.text)
+        return 0
     out = _command(path, "play", source={"kind": "tts", "text": args.text, "lang": args.lang}, level=args.level,
                    zones=args.zones)
     print(_("loa: speaking, id %(id)s", id=out["id"]))
@@ -376,6 +388,47 @@ def cmd_schedule(args: argparse.Namespace, path: str) -> int:
         for o in out["upcoming"]:
             print(f"  {when(o['local'], tz)}  {levels[o['level']]:<{lw}}  {kinds[o['kind']]:<{kw}}  "
                   f"{o['title'] or o['id']}  {cached[o['cached']]}".rstrip())
+
+    _print(out, args.json, human)
+    return 0
+
+
+REPORT_CSV = ("date", "tz", "device_id", "on_air_s.normal", "on_air_s.priority", "on_air_s.emergency",
+              "programmes.played", "programmes.completed", "programmes.cut_short", "programmes.failed",
+              "programmes.skipped", "alerts", "online_s", "uptime_s", "faults_raised", "display_s")
+
+
+def cmd_report(args: argparse.Namespace, path: str) -> int:
+    from datetime import date
+
+    out = _ask(path, "report", date=args.date, days=args.days)
+    if args.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(REPORT_CSV)
+        for r in out["reports"]:
+            writer.writerow([r[key] if "." not in key else r[key.split(".")[0]][key.split(".")[1]]
+                             for key in REPORT_CSV])
+        return 0
+
+    def human(out: dict) -> None:
+        for r in out["reports"]:
+            air, prog = r["on_air_s"], r["programmes"]
+            print(_("%(day)s (%(tz)s), %(device)s", day=i18n.day(date.fromisoformat(r["date"])), tz=r["tz"],
+                    device=r["device_id"]))
+            _rows([
+                (_("on air"), ", ".join(f"{p_('level', level)} {duration(air[level])}" for level in air)),
+                (_("programmes"), _("%(played)d played: %(completed)d completed, %(cut)d cut short; %(failed)d "
+                                    "failed, %(skipped)d skipped", played=prog["played"],
+                                    completed=prog["completed"], cut=prog["cut_short"], failed=prog["failed"],
+                                    skipped=prog["skipped"])),
+                (_("alerts"), str(r["alerts"])),
+                (_("running"), _("%(up)s, connected %(online)s", up=duration(r["uptime_s"]),
+                                 online=duration(r["online_s"]))),
+                (_("faults"), _("%(n)d raised", n=r["faults_raised"])),
+                (_("e-board"), duration(r["display_s"])),
+            ])
 
     _print(out, args.json, human)
     return 0
@@ -526,7 +579,7 @@ def cmd_doctor(args: argparse.Namespace, path: str) -> int:
 
 COMMANDS = {"cache": cmd_cache, "status": cmd_status, "config": cmd_config, "logs": cmd_logs, "restart": cmd_restart,
             "play": cmd_play, "say": cmd_say, "stop": cmd_stop, "volume": cmd_volume, "amp": cmd_amp,
-            "test": cmd_test, "schedule": cmd_schedule, "display": cmd_display,
+            "test": cmd_test, "schedule": cmd_schedule, "display": cmd_display, "report": cmd_report,
             "selftest": cmd_selftest, "doctor": cmd_doctor, "update": cmd_update}
 
 if __name__ == "__main__":

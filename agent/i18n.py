@@ -12,7 +12,7 @@ from __future__ import annotations
 import gettext
 import os
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +209,14 @@ def when(at: float | str | datetime, tz: str) -> str:
         moment = (datetime.fromisoformat(at.replace("Z", "+00:00")) if isinstance(at, str) else at)
         moment = moment.astimezone(ZoneInfo(tz)) if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(tz))
     return p_("date and time", "%(weekday)s %(day)02d %(month)s %(year)d %(hour)02d:%(minute)02d",
-              weekday=p_("weekday", WEEKDAYS[moment.weekday()]), day=moment.day,
-              month=p_("month", MONTHS[moment.month - 1]), year=moment.year,
-              hour=moment.hour, minute=moment.minute)
+              **_date_parts(moment), hour=moment.hour, minute=moment.minute)
+
+
+def day(d: date) -> str:
+    """A local day as the reader writes it: `Tue 01 Dec 2026`, `Thứ Ba, 01/12/2026`."""
+    return p_("date", "%(weekday)s %(day)02d %(month)s %(year)d", **_date_parts(d))
+
+
+def _date_parts(d: date) -> dict[str, Any]:
+    return {"weekday": p_("weekday", WEEKDAYS[d.weekday()]), "day": d.day, "month": p_("month", MONTHS[d.month - 1]),
+            "year": d.year}

@@ -382,6 +382,11 @@ class Reader:
 _READERS: dict[tuple, Reader] = {}
 
 
+def reads(lang: str) -> bool:
+    """Whether text in `lang` goes through the Reader (Vietnamese); other languages are spoken as written."""
+    return lang.lower().startswith("vi")
+
+
 def reader_for(cfg: dict) -> Reader:
     """The Reader for an agent config (`tts.lexicon`), one per process for each set of files as they are
     now: an edited lexicon file is read again (keyed by its size and modification time)."""

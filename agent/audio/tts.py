@@ -67,11 +67,11 @@ class Speaker:
 
     def words(self, text: str, lang: str = "vi") -> str:
         """What the engine is given: Vietnamese read into words by the Reader; other languages as they are."""
-        if not lang.lower().startswith("vi"):
+        from .reading import reader_for, reads
+
+        if not reads(lang):
             return text
         if self.reader is None:
-            from .reading import reader_for
-
             self.reader = reader_for({})
         reader = self.reader() if callable(self.reader) else self.reader
         return reader.read(text)
