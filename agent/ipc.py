@@ -21,7 +21,8 @@ from .messages import IpcRequest, Post
 
 log = logging.getLogger("agent.ipc")
 
-OPS = {"status", "logs", "command", "play_file", "test", "schedule", "cache", "display", "sim_drive", "update_status"}
+OPS = {"status", "logs", "command", "play_file", "test", "schedule", "cache", "display", "sim_drive", "update_status",
+       "report"}
 
 
 class Reply:

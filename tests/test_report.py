@@ -157,6 +157,11 @@ def test_the_report_holds_real_plays_a_preemption_a_stop_and_a_restart(start_aud
     out = agent.cli("report", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["reports"][0]["on_air_s"] == again["on_air_s"]
+    csv = agent.cli("report", "--csv", "--days", "2").stdout.splitlines()
+    assert csv[0].startswith("date,tz,device_id,on_air_s.normal") and len(csv) == 3
+    assert csv[2].split(",")[6:11] == ["4", "3", "1", "0", "0"]  # played, completed, cut short, failed, skipped
+    vi = agent.cli("report", LOA_LANG="vi").stdout
+    assert "4 đã phát: 3 trọn vẹn, 1 bị ngắt" in vi, vi
 
 
 def test_report_get_rejects_a_bad_date(agent, province):
