@@ -377,7 +377,8 @@ def cmd_schedule(args: argparse.Namespace, path: str) -> int:
 
     def human(out: dict) -> None:
         tz = _tz(path)
-        print(_("schedule versions: %(versions)s", versions=out["schedule_versions"] or _("none")))
+        versions = ", ".join(f"{source} v{v}" for source, v in out["schedule_versions"].items())
+        print(_("schedule versions: %(versions)s", versions=versions or _("none")))
         if not out["upcoming"]:
             print(_("nothing in the next %(hours)s h", hours=number(args.hours, 0 if args.hours == int(args.hours)
                                                                      else 1)))
