@@ -183,13 +183,27 @@ def check_secrets(ctx: Context) -> Check:
 
 @check(C_("doctor check", "broker"))
 def check_broker(ctx: Context) -> Check:
+    """Every broker of mqtt.hosts: all answer (pass), some do (warn: the box fails over), none does (fail)."""
+    assert ctx.cfg is not None
+    results = [_check_broker(ctx, h["host"], h["port"]) for h in ctx.cfg["mqtt"]["hosts"]]
+    if len(results) == 1:
+        return results[0]
+    detail = Lines([r.detail for r in results], sep="; ")
+    ok = [r for r in results if r.status == "pass"]
+    if len(ok) == len(results):
+        return passed(detail)
+    hint = next(r.hint for r in results if r.status != "pass")
+    return warned(detail, hint) if ok else failed(detail, hint)
+
+
+def _check_broker(ctx: Context, host: str, port: int) -> Check:
     import ssl
 
     from .mqttclient import AUTH_FAILURES, new_client, set_credentials
 
     assert ctx.cfg is not None
     mq, tls = ctx.cfg["mqtt"], ctx.cfg["mqtt"].get("tls")
-    where = f"{mq['host']}:{mq['port']}"
+    where = f"{host}:{port}"
     # The link's client, but with its own id: reusing the device's would disconnect the daemon.
     try:
         client = new_client(f"{ctx.cfg['device']['id']}-doctor", mq, connect_timeout=BROKER_TIMEOUT_S)
@@ -215,7 +229,7 @@ def check_broker(ctx: Context) -> Check:
     tls_hint = Msg("check mqtt.tls.ca (the CA that signed the broker's certificate), that the broker's certificate "
                    "names mqtt.host, and the clock")
     try:
-        client.connect(mq["host"], mq["port"], keepalive=30, clean_start=True)
+        client.connect(host, port, keepalive=30, clean_start=True)
     except ssl.SSLError as e:
         return failed(Msg("TLS with %(where)s failed: %(error)s", where=where, error=str(e)), tls_hint)
     except OSError as e:
@@ -240,8 +254,8 @@ def check_broker(ctx: Context) -> Check:
                 Msg("check mqtt.username and mqtt.password_file")) if reason.value in AUTH_FAILURES else \
             Msg("the broker's log says why")
         return failed(Msg("%(where)s refused: %(reason)s", where=where, reason=str(reason)), hint)
-    return passed(Msg("%(where)s accepted us (MQTT 5, TLS)", where=where) if tls else
-                  Msg("%(where)s accepted us (MQTT 5, plain)", where=where))
+    return passed(Msg("%(where)s accepted us (MQTT %(protocol)s, TLS)", where=where, protocol=mq["protocol"]) if tls
+                  else Msg("%(where)s accepted us (MQTT %(protocol)s, plain)", where=where, protocol=mq["protocol"]))
 
 
 @check(C_("doctor check", "certificates"))

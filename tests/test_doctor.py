@@ -221,6 +221,21 @@ def test_the_stored_schedule_is_reported(make_agent, province):
     assert checks["outbox"]["status"] == "pass" and checks["daemon"]["status"] == "pass"
 
 
+def test_every_broker_of_the_list_is_checked(make_agent, broker):
+    """A cluster node down is a warning (the box fails over), all of them down a failure."""
+    from support.mosquitto import free_port
+
+    dead = free_port()
+    agent = make_agent(config={"mqtt": {"hosts": [{"host": "127.0.0.1", "port": broker.port},
+                                                  {"host": "127.0.0.1", "port": dead}]}})
+    r, checks = doctor(agent)
+    assert checks["broker"]["status"] == "warn", checks["broker"]
+    assert f"127.0.0.1:{broker.port} accepted us (MQTT 5, plain)" in checks["broker"]["detail"]
+    assert f"cannot reach 127.0.0.1:{dead}" in checks["broker"]["detail"]
+    broker.stop()
+    assert doctor(agent)[1]["broker"]["status"] == "fail"
+
+
 def test_warnings_do_not_fail_but_failures_and_a_bad_config_do():
     ok, warn = Check("disk", "pass", ""), Check("clock", "warn", "")
     assert exit_code([ok, warn, Check("outbox", "skip", "")]) == 0
