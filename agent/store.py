@@ -14,6 +14,8 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,19 @@ class Store:
     def _commit(self) -> None:
         self.db.execute("COMMIT")
 
+    @contextmanager
+    def _transaction(self, kv: dict[str, Any] | None = None) -> Iterator[sqlite3.Connection]:
+        """One transaction: what the block writes, then `kv`, all or nothing."""
+        db = self._tx()
+        try:
+            yield db
+            for key, value in (kv or {}).items():
+                self.put_json(key, value)
+            self._commit()
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     # --- outbox -----------------------------------------------------------------------
     def enqueue(self, topic: str, payload: dict, *, ledger: list[tuple[str, str, float, float]] | None = None,
                 kv: dict[str, Any] | None = None) -> int:
@@ -113,17 +128,10 @@ class Store:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         if not ledger and not kv:
             return self._insert_outbox(topic, body)
-        db = self._tx()
-        try:
+        with self._transaction(kv) as db:
             seq = self._insert_outbox(topic, body)
             db.executemany("INSERT INTO ledger (kind, what, start, end) VALUES (?, ?, ?, ?)", ledger or [])
-            for key, value in (kv or {}).items():
-                self.put_json(key, value)
-            self._commit()
-            return seq
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        return seq
 
     def _insert_outbox(self, topic: str, body: bytes) -> int:
         cur = self.db.execute("INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)",
@@ -133,8 +141,8 @@ class Store:
     # --- as-run ledger ------------------------------------------------------------------
     def ledger_add(self, rows: list[tuple[str, str, float, float]]) -> None:
         if rows:
-            self._tx().executemany("INSERT INTO ledger (kind, what, start, end) VALUES (?, ?, ?, ?)", rows)
-            self._commit()
+            with self._transaction() as db:
+                db.executemany("INSERT INTO ledger (kind, what, start, end) VALUES (?, ?, ?, ?)", rows)
 
     def ledger_sums(self, start: float, end: float, lookback: float) -> list[tuple[str, str, float, int]]:
         """(kind, what, seconds inside [start, end), rows starting inside it) for rows starting from
@@ -154,8 +162,8 @@ class Store:
     def delivered(self, seqs: list[int]) -> None:
         """Drop rows the broker has acknowledged (one transaction for a batch of PUBACKs)."""
         if seqs:
-            self._tx().executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
-            self._commit()
+            with self._transaction() as db:
+                db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
 
     def outbox_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
@@ -169,33 +177,21 @@ class Store:
 
     def record(self, jti: str, exp: int, iat: int, topic: str | None, claims: dict | None) -> None:
         """Remember a verified message: seen until `exp`, time floor raised, kept in the inbox until finished."""
-        db = self._tx()
-        try:
+        with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO seen (jti, exp) VALUES (?, ?)", (jti, exp))
             db.execute("INSERT INTO kv (key, value) VALUES ('time_floor', ?) ON CONFLICT(key) DO UPDATE "
                        "SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))", (str(iat),))
             if claims is not None:
                 db.execute("INSERT OR REPLACE INTO inbox (jti, topic, claims, received) VALUES (?, ?, ?, ?)",
                            (jti, topic, json.dumps(claims, ensure_ascii=False), time.time()))
-            self._commit()
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def finish(self, jti: str | None, topic: str, ack: dict, kv: dict[str, Any] | None = None) -> int:
         """Write an ack to the outbox and drop the command from the inbox (and set `kv`), atomically."""
-        db = self._tx()
-        try:
+        with self._transaction(kv) as db:
             seq = self.enqueue(topic, ack)
             if jti is not None:
                 db.execute("DELETE FROM inbox WHERE jti = ?", (jti,))
-            for key, value in (kv or {}).items():
-                self.put_json(key, value)
-            self._commit()
-            return seq
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        return seq
 
     def raise_floor(self, iat: int) -> None:
         self.db.execute("INSERT INTO kv (key, value) VALUES ('time_floor', ?) ON CONFLICT(key) DO UPDATE "
