@@ -20,11 +20,13 @@ from ..errors import LoaError
 from ..media import MediaCache, MediaError
 from ..messages import Call
 from ..runtime import Result, Runtime
+from ..selftest import CALIBRATION_FILE
 from ..timeutil import active_window
 from . import tones
 from .amp import Amp
 from .arbiter import Action, Arbiter, Play
 from .loudness import Levels
+from .onair import OnAir
 from .tts import Speaker, TtsError
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ class Player:
         tones.use_cache(Path(rt.cfg["paths"]["state_dir"]) / "tones")
         self.arbiter = Arbiter()
         self.levels = Levels(self.cfg, rt.post)
+        self.onair = OnAir(rt, Path(rt.cfg["paths"]["state_dir"]) / CALIBRATION_FILE)
         self.tokens = itertools.count(1)
         self.volume: int = store.get_json("audio_volume", self.cfg["default_volume"])
         self.zone_volume: dict[str, int] = {z["name"]: z.get("volume", 100) for z in rt.cfg["zones"]}
@@ -174,6 +177,7 @@ class Player:
 
     def _silence(self, play: Play) -> None:
         """Stop the driver for this play and count what it played."""
+        self.onair.silenced(play)
         pos = self.audio.stop(play.token)
         if pos is not None:
             self._count(play, pos)
@@ -247,6 +251,7 @@ class Player:
                 self._timers[id(play)] = self.rt.call_later(max(0.0, play.deadline - play.started_at),
                                                               lambda: self._window_over(play))
             self.rt.emit_event("play.start", self._proof(play))
+            self.onair.started(play, self.amp.names(play.zones), self.effective_volume(play))
             log.info("[%s] playing %s at %s", play.id, _brief(play.source), play.level)
 
     def _window_over(self, play: Play) -> None:
