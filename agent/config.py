@@ -134,6 +134,9 @@ SCHEMA = Obj({
         "stall_s": Num(min=0.5, max=600, default=8.0),
         "retry_s": Num(min=0.1, max=600, default=2.0),
         "stream_rounds": Int(min=1, max=100, default=3),
+        # One loudness (docs/sound.md): files and speech are levelled to this, never past the true-peak limit.
+        "loudness_target_lufs": Num(min=-40, max=-5, default=-16.0),
+        "true_peak_db": Num(min=-20, max=0, default=-1.0),
     }),
     "tts": Obj({
         "lexicon": List(Str(min_len=1), max_len=32, default=list),  # province files over the built-in lexicon

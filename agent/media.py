@@ -111,6 +111,8 @@ class MediaCache:
 
     def evict(self, budget_bytes: int, keep: set[str]) -> list[str]:
         """Remove least recently used files until under budget, never one in `keep` (due soon)."""
+        from .audio.loudness import sidecar
+
         entries = self.entries()
         total = sum(size for _, size, _ in entries)
         removed = []
@@ -120,6 +122,7 @@ class MediaCache:
             if digest in keep:
                 continue
             (self.dir / digest).unlink(missing_ok=True)
+            sidecar(self.dir / digest).unlink(missing_ok=True)  # its loudness goes with it
             self._verified.pop(digest, None)
             total -= size
             removed.append(digest)

@@ -8,6 +8,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from .audio.loudness import measure_cached
 from .media import Downloader, MediaError
 from .messages import Call
 from .runtime import Runtime
@@ -78,8 +79,10 @@ class Prefetcher:
 
         def work() -> None:
             try:
-                self.downloader.fetch(src["url"], digest, src.get("size"))
+                path = self.downloader.fetch(src["url"], digest, src.get("size"))
                 error = None
+                if src.get("kind", "file") == "file":  # sound (not a board's picture): measured once, now, as
+                    measure_cached(path)  # it is cached, while nothing waits for it
             except MediaError as e:
                 error = (e.code, str(e))
             except OSError as e:

@@ -44,6 +44,7 @@ class Play:
     program: list | None = None  # segments played in turn (an alert: siren, then speech); None = not ready yet
     segment: int = 0
     engaged: bool = False  # holds its zones' relays (from its first start until it ends for good)
+    level_db: float = 0.0  # the levelling gain of what plays now (audio/loudness.py); volume comes on top
 
     @property
     def rank(self) -> int:

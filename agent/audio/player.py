@@ -20,10 +20,13 @@ from ..errors import LoaError
 from ..media import MediaCache, MediaError
 from ..messages import Call
 from ..runtime import Result, Runtime
+from ..selftest import CALIBRATION_FILE
 from ..timeutil import active_window
 from . import tones
 from .amp import Amp
 from .arbiter import Action, Arbiter, Play
+from .loudness import Levels
+from .onair import OnAir
 from .tts import Speaker, TtsError
 
 if TYPE_CHECKING:
@@ -47,6 +50,8 @@ class Player:
         self.audio, self.gpio, self.amp, self.cache, self.speaker = audio, gpio, amp, cache, speaker
         tones.use_cache(Path(rt.cfg["paths"]["state_dir"]) / "tones")
         self.arbiter = Arbiter()
+        self.levels = Levels(self.cfg, rt.post)
+        self.onair = OnAir(rt, Path(rt.cfg["paths"]["state_dir"]) / CALIBRATION_FILE)
         self.tokens = itertools.count(1)
         self.volume: int = store.get_json("audio_volume", self.cfg["default_volume"])
         self.zone_volume: dict[str, int] = {z["name"]: z.get("volume", 100) for z in rt.cfg["zones"]}
@@ -94,6 +99,9 @@ class Player:
                 media: Any = self.speaker.speak(src["text"], src.get("lang", "vi"))
             else:
                 media = File(str(self._cached(src)))
+            # Speech of a normal programme waits for its measurement (~1 % of its length, after espeak-ng took
+            # longer); a file, or anything urgent, plays at once and is measured meanwhile.
+            self.levels.prepare(media, wait=play.level == "normal" and src["kind"] == "tts")
             self.rt.post(Call(lambda: self._resolved(play, media, None)))
         except (MediaError, TtsError, OSError) as e:
             error = (getattr(e, "code", "media_unavailable"), str(e))
@@ -164,10 +172,12 @@ class Player:
         media = play.media
         start = play.position_s if not isinstance(media, Stream) else 0.0
         play.run_start_s = start
+        play.level_db = self.levels.gain_db(media)
         self.audio.play(play.token, media, start_s=start, gain=self._gain(play))
 
     def _silence(self, play: Play) -> None:
         """Stop the driver for this play and count what it played."""
+        self.onair.silenced(play)
         pos = self.audio.stop(play.token)
         if pos is not None:
             self._count(play, pos)
@@ -241,6 +251,7 @@ class Player:
                 self._timers[id(play)] = self.rt.call_later(max(0.0, play.deadline - play.started_at),
                                                               lambda: self._window_over(play))
             self.rt.emit_event("play.start", self._proof(play))
+            self.onair.started(play, self.amp.names(play.zones), self.effective_volume(play))
             log.info("[%s] playing %s at %s", play.id, _brief(play.source), play.level)
 
     def _window_over(self, play: Play) -> None:
@@ -291,6 +302,7 @@ class Player:
         def run() -> None:
             try:
                 media = work()
+                self.levels.prepare(media, wait=False)
             except Exception as e:  # the worker reports; the alert goes on with what it has
                 log.error("[%s] cannot prepare part %d: %s", play.id, index, e)
                 media = tones.tone("chime")
@@ -367,7 +379,8 @@ class Player:
         return round(v * max(self.zone_volume.get(z, 100) for z in zones) / 100) if zones else v
 
     def _gain(self, play: Play) -> float:
-        return (self.effective_volume(play) / 100) ** 2  # roughly perceptual: 50 sounds about half as loud
+        # Volume is roughly perceptual (50 sounds about half as loud), on top of the levelling gain.
+        return (self.effective_volume(play) / 100) ** 2 * 10 ** (play.level_db / 20)
 
     def state(self) -> dict:
         cur = self.arbiter.current

@@ -108,8 +108,8 @@ def load_wav(path: Path) -> Pcm:
 
     with wave.open(str(path), "rb") as w:
         if (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (RATE, CHANNELS, 2):
-            return Pcm(w.readframes(w.getnframes()))
+            return Pcm(w.readframes(w.getnframes()), origin=str(path))
     from pydub import AudioSegment
 
     seg = AudioSegment.from_wav(path).set_frame_rate(RATE).set_channels(CHANNELS).set_sample_width(2)
-    return Pcm(seg.raw_data)
+    return Pcm(seg.raw_data, origin=str(path))  # origin: its loudness is kept beside it (audio/loudness.py)

@@ -41,6 +41,7 @@ class Pcm:
 
     data: bytes
     loop_s: float | None = None  # repeat the data until this many seconds (a siren of any length)
+    origin: str | None = None  # the cached file the samples were loaded from (speech), which the agent levels
 
     @property
     def duration_s(self) -> float:

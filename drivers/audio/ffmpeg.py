@@ -8,8 +8,21 @@ import select
 from .base import CHANNELS, RATE, BufferedTrack
 
 
+def stream_leveller(target_lufs: float, peak_db: float) -> str:
+    """A slow automatic gain for live streams, which cannot be measured ahead (docs/sound.md): a gentle RMS
+    compressor (4:1 from 20 dB under the target, 2 s attack, 9 s release) whose make-up gain keeps a stream at
+    the target where it is, and lifts a quiet one, then a sample-peak limiter. Causal: it adds no start
+    delay (a look-ahead normaliser such as dynaudnorm holds the first sample back by seconds)."""
+    threshold, ratio = target_lufs - 20.0, 4.0
+    makeup_db = (target_lufs - threshold) * (1 - 1 / ratio)  # a stream at the target comes out at the target
+    return (f"acompressor=threshold={10 ** (threshold / 20):.5f}:ratio={ratio:g}:attack=2000:release=9000:"
+            f"knee=2.8:detection=rms:makeup={10 ** (makeup_db / 20):.3f},"
+            f"alimiter=limit={10 ** (peak_db / 20):.3f}:level=false")
+
+
 class FfmpegTrack(BufferedTrack):
-    def __init__(self, source: str, start_s: float = 0.0, *, stream: bool = False, timeout_s: float = 10.0):
+    def __init__(self, source: str, start_s: float = 0.0, *, stream: bool = False, timeout_s: float = 10.0,
+                 filters: str | None = None):
         import subprocess  # loaded with the first file or stream, not at start (RSS)
 
         super().__init__(start_s)
@@ -19,8 +32,8 @@ class FfmpegTrack(BufferedTrack):
             args += ["-rw_timeout", str(int(timeout_s * 1e6))]
         if start_s > 0 and not stream:
             args += ["-ss", f"{start_s:.3f}"]
-        args += ["-i", source, "-vn", "-f", "s16le", "-acodec", "pcm_s16le", "-ac", str(CHANNELS), "-ar", str(RATE),
-                 "pipe:1"]
+        args += ["-i", source, "-vn", *(["-af", filters] if filters else []), "-f", "s16le", "-acodec", "pcm_s16le",
+                 "-ac", str(CHANNELS), "-ar", str(RATE), "pipe:1"]
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(args, stdout=subprocess.PIPE,
                                                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
