@@ -23,6 +23,7 @@ from . import config as config_mod
 from .commands import REGISTRY, Command, Registry
 from .envelope import Envelope, Message, Policy
 from .errors import Rejection, SchemaError
+from .i18n import Msg
 from .messages import (
     IpcRequest,
     LinkConnected,
@@ -194,7 +195,7 @@ class Core:
 
     def _on_link_refused(self, m: LinkRefused) -> None:
         if m.auth:
-            self.faults.raise_("mqtt_auth", f"broker refused our credentials: {m.reason}")
+            self.faults.raise_("mqtt_auth", Msg("broker refused our credentials: %(reason)s", reason=m.reason))
 
     def _on_link_message(self, m: LinkMessage) -> None:
         link = self.link

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from .i18n import Msg
 from .messages import Call
 from .runtime import Runtime
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from .health import Health
 
 PROBE_EVERY = 10
+READONLY = Msg("the state directory's file system is mounted read-only")
 
 
 def band(value: float | None, bad_at: float, good_below: float, *, high_is_bad: bool = True) -> bool | None:
@@ -46,18 +48,19 @@ class Monitor:
         cfg, h, faults = self.rt.cfg["health"], self.health, self.rt.faults
         temp = h.cpu_temp_c()
         faults.observe("overheat", band(temp, cfg["overheat_c"], cfg["overheat_clear_c"]),
-                       f"CPU at {temp} °C (limit {cfg['overheat_c']:g} °C)")
-        faults.observe("undervoltage", h.undervoltage(), "under-voltage: the power supply sags (check it and "
-                                                         "its cable)")
+                       Msg("CPU at %(temp)s °C (limit %(limit)g °C)", temp=temp, limit=cfg["overheat_c"]))
+        faults.observe("undervoltage", h.undervoltage(), Msg("under-voltage: the power supply sags (check it and "
+                                                             "its cable)"))
         free = h.disk_free_mb()
         faults.observe("disk_low", band(free, cfg["disk_low_mb"], cfg["disk_clear_mb"], high_is_bad=False),
-                       f"{free} MB free on the state directory (limit {cfg['disk_low_mb']:g} MB)")
+                       Msg("%(free)s MB free on the state directory (limit %(limit)g MB)", free=free,
+                           limit=cfg["disk_low_mb"]))
         self._readonly = h.storage_readonly()
         if self.checks % PROBE_EVERY == 0 and not self._probing:
             self._probing = True
             threading.Thread(target=self._probe, name="storage-probe", daemon=True).start()
         elif self._readonly:
-            faults.observe("storage_readonly", True, "the state directory's file system is mounted read-only")
+            faults.observe("storage_readonly", True, READONLY)
         self.checks += 1
         for fn in self.then:
             fn()
@@ -69,6 +72,5 @@ class Monitor:
     def _probed(self, error: str | None) -> None:
         self._probing = False
         bad = bool(self._readonly) or error is not None
-        message = "the state directory's file system is mounted read-only" if self._readonly else \
-            f"storage write and read-back failed: {error}"
+        message = READONLY if self._readonly else Msg("storage write and read-back failed: %(error)s", error=error)
         self.rt.faults.observe("storage_readonly", bad, message)

@@ -9,6 +9,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from .audio.loudness import measure_cached
+from .i18n import Msg
 from .media import Downloader, MediaError
 from .messages import Call
 from .runtime import Runtime
@@ -105,11 +106,12 @@ class Prefetcher:
             log.warning("cache: cannot fetch %s: %s (retry in %.0f s)", src["url"], message,
                         entry["retry_at"] - self.rt.clock())
             if code == "disk_full":
-                self.rt.faults.raise_("disk_low", f"no space left to cache media ({message})")
+                self.rt.faults.raise_("disk_low", Msg("no space left to cache media (%(error)s)", error=message))
             if entry["failures"] == 1:
                 self.rt.emit_event("media.missing", {"sha256": digest, "url": src["url"], "due": src.get("due"),
                                                        "error": message})
-                self.rt.faults.raise_("cache_missing", f"media due soon cannot be fetched: {message}")
+                self.rt.faults.raise_("cache_missing", Msg("media due soon cannot be fetched: %(error)s",
+                                                           error=message))
         self.rt.call_later(0, self.run)  # next in line
 
     def stats(self) -> dict:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .audio.arbiter import Play
 from .audio.player import PlayError
 from .errors import SchemaError
+from .i18n import Msg
 from .runtime import Result, Runtime
 from .schedule import Occurrence, Schedule, compile_doc
 
@@ -116,8 +117,8 @@ class Scheduler:
         self.rt.cancel(self.timer)
         self.timer, self.next = None, None
         if not self.trusted():
-            self.rt.faults.raise_("clock_unsynced", "the clock is behind the last trusted message time; "
-                                                      "the schedule waits for a trusted clock")
+            self.rt.faults.raise_("clock_unsynced", Msg("the clock is behind the last trusted message time; "
+                                                          "the schedule waits for a trusted clock"))
             return
         self.rt.faults.clear("clock_unsynced")
         now = self.rt.clock()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .i18n import Msg
 from .messages import Call
 from .runtime import Runtime
 
@@ -21,8 +22,8 @@ log = logging.getLogger("agent.sensors")
 
 # name -> (fault code, whether the active level is the bad one, what the fault says)
 FAULTS = {
-    "door_open": ("door_open", True, "the cabinet door is open"),
-    "mains_power": ("mains_lost", False, "mains power is lost (running on battery)"),
+    "door_open": ("door_open", True, Msg("the cabinet door is open")),
+    "mains_power": ("mains_lost", False, Msg("mains power is lost (running on battery)")),
 }
 
 
@@ -71,7 +72,7 @@ class Sensors:
         if not amp.on_since:
             return  # relays off: an amplifier without power says nothing about its health
         if not self.values["amp_ok"] and settled:
-            self.rt.faults.raise_("amp_no_feedback", "the amplifier's OK input is off while it is switched on")
+            self.rt.faults.raise_("amp_no_feedback", Msg("the amplifier's OK input is off while it is switched on"))
         elif self.values["amp_ok"]:
             self.rt.faults.clear("amp_no_feedback")
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from drivers.gpio import Gpio
 
+from ..i18n import Msg
+
 log = logging.getLogger("agent.amp")
 
 
@@ -101,8 +103,9 @@ class Amp:
         if self.gpio.read(zone["feedback_pin"]):
             self.fault("amp_no_feedback", None)
         else:
-            self.fault("amp_no_feedback", f"zone {name}: relay on GPIO {zone['relay_pin']} switched on but "
-                                          f"its feedback on GPIO {zone['feedback_pin']} stayed off")
+            self.fault("amp_no_feedback", Msg("zone %(zone)s: relay on GPIO %(relay)s switched on but its feedback "
+                                              "on GPIO %(feedback)s stayed off", zone=name, relay=zone["relay_pin"],
+                                              feedback=zone["feedback_pin"]))
 
     def state(self) -> dict:
         return {"on": bool(self.on_since), "zones": {n: n in self.on_since for n in self.zones}}

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.audio.base import audioop
 
+from ..i18n import Msg
 from ..messages import Call
 
 if TYPE_CHECKING:
@@ -150,8 +151,9 @@ class OnAir:
                 if self.silent[z] >= RAISE_AFTER:
                     self.down.add(z)
         if self.down:
-            self.rt.faults.raise_(FAULT, f"zone {', '.join(sorted(self.down))}: no sound heard in the first "
-                                         f"{LISTEN_S:g} s of {RAISE_AFTER} programmes in a row ({lvl:.1f} dBFS, "
-                                         f"about {expected:.1f} expected)")
+            self.rt.faults.raise_(FAULT, Msg("zone %(zones)s: no sound heard in the first %(s)g s of %(n)d programmes "
+                                             "in a row (%(level).1f dBFS, about %(expected).1f expected)",
+                                             zones=", ".join(sorted(self.down)), s=LISTEN_S, n=RAISE_AFTER, level=lvl,
+                                             expected=expected))
         else:
             self.rt.faults.clear(FAULT)

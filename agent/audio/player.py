@@ -17,6 +17,7 @@ from drivers.gpio.base import Gpio
 from drivers.reports import AudioDevice, TrackEnded, TrackStalled, TrackStarted
 
 from ..errors import LoaError
+from ..i18n import Msg
 from ..media import MediaCache, MediaError
 from ..messages import Call
 from ..runtime import Result, Runtime
@@ -326,7 +327,7 @@ class Player:
         # Give up after stream_rounds rounds in which no URL gave audio; a window (duration_s) keeps trying
         # only once the stream had played.
         if st["rounds"] >= self.cfg["stream_rounds"] and (play.duration_s is None or not st["got_audio"]):
-            self.rt.faults.raise_("stream_down", f"no URL of stream {play.id} answers")
+            self.rt.faults.raise_("stream_down", Msg("no URL of stream %(id)s answers", id=play.id))
             self._answer(play, "failed", "media_unavailable", f"no stream URL worked: {why}",
                          {"completed": False, "reason": "failed"})
             self._release(play)

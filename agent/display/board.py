@@ -21,6 +21,7 @@ from drivers.display.screen import Compose, Screen
 from drivers.reports import FrameShown, Report, VideoEnded
 
 from ..audio.arbiter import RANK
+from ..i18n import Msg
 from ..media import Downloader, MediaError
 from ..messages import Call
 from ..runtime import Result, Runtime
@@ -385,8 +386,8 @@ class Board:
         def done(method: str | None, error: str | None) -> None:  # on the Screen worker
             def report() -> None:
                 if error:
-                    self.rt.faults.raise_("display_power", f"cannot switch the panel {'on' if want else 'off'}: "
-                                                             f"{error}")
+                    self.rt.faults.raise_("display_power", Msg("cannot switch the panel on: %(error)s", error=error)
+                                          if want else Msg("cannot switch the panel off: %(error)s", error=error))
                 else:
                     self.rt.faults.clear("display_power")
                     log.info("panel %s (%s)", "on" if want else "off", method)
