@@ -73,3 +73,17 @@ def test_the_daemons_speaker_reads_with_the_configs_lexicon_for_schedules_and_al
         assert wavs(tmp_path / "state/tts") == {f"{speaker.key(words, 'vi')}.wav"}
     finally:
         store.close()
+
+
+def test_loa_say_dry_run_prints_the_words_with_the_provinces_lexicon_and_speaks_nothing(make_agent, tmp_path):
+    """The technician sees what the box would say; no agent runs (nothing could speak), the config's lexicon
+    applies."""
+    lexicon = tmp_path / "gia-lai.tsv"
+    lexicon.write_text("TT\tthị trấn\tabbr\n", encoding="utf-8")
+    agent = make_agent(config={"tts": {"lexicon": [str(lexicon)]}})  # never started
+    out = agent.cli("say", "--dry-run", TEXT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ("ủy ban nhân dân xã: cắt điện từ bảy giờ ba mươi phút đến mười bảy giờ ngày ba "
+                                  "tháng mười hai tại thị trấn Phú Thiện.")
+    assert agent.cli("say", "--dry-run", "--lang", "en", "UBND 7h30").stdout.strip() == "UBND 7h30"
+    assert not (agent.state_dir / "tts").exists()
