@@ -42,7 +42,7 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     from .link import Link
     from .loop import Loop
     from .maintenance import Maintenance
-    from .media import MediaCache
+    from .media import DownloadLimits, MediaCache
     from .monitor import Monitor
     from .outbox import Outbox
     from .prefetch import Prefetcher
@@ -66,7 +66,7 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     # Drivers, once each.
     gpio = drivers.load("gpio", cfg["gpio"]["backend"])(cfg["gpio"])
     audio = drivers.load("audio", cfg["audio"]["backend"])(cfg["audio"], loop.post)
-    cache = MediaCache(state / "cache")
+    cache = MediaCache(state / "cache", DownloadLimits.of(cfg["cache"]))
     speaker = Speaker(state / "tts")
     amp = Amp(gpio, cfg["zones"], cfg["amp"], call_later=loop.call_later, cancel=loop.cancel, fault=faults.set)
     health = Health(str(state), proc=cfg["health"]["proc"], sys=cfg["health"]["sys"])
