@@ -95,6 +95,18 @@ def _cut(word: str, measure: Callable[[str], float], width: float) -> int:
     return cut
 
 
+def _memo(width_of: Callable[[str], float]) -> Callable[[str], float]:
+    """width_of, remembered per text (a layout measures the same letters and lines again and again)."""
+    widths: dict[str, float] = {}
+
+    def measure(text: str) -> float:
+        w = widths.get(text)
+        if w is None:
+            w = widths[text] = width_of(text)
+        return w
+    return measure
+
+
 class Superseded(Exception):
     """An alert is waiting: this frame is dropped unfinished."""
 
@@ -109,19 +121,16 @@ def fit(blocks: list[tuple[str, bool, float]], style: Style, width: int, height:
     A binary search on sizes with widths scaled from REF_SIZE (text width is near-linear in the size),
     then a check with the real font at the size found, stepping down while hinting makes a line overflow.
     """
-    ref = {b: fonts.load(style.bold if b else style.regular, REF_SIZE) for b in (False, True)}
-    widths: dict[tuple[bool, str], float] = {}
+    ref = {b: _memo(fonts.load(style.bold if b else style.regular, REF_SIZE).getlength) for b in (False, True)}
+    exact: dict[tuple[bool, int], Callable[[str], float]] = {}
 
     def scaled(bold: bool, size: int) -> Callable[[str], float]:
-        def measure(text: str) -> float:
-            w = widths.get((bold, text))
-            if w is None:
-                w = widths[(bold, text)] = ref[bold].getlength(text)
-            return w * size / REF_SIZE
-        return measure
+        return lambda text: ref[bold](text) * size / REF_SIZE
 
     def real(bold: bool, size: int) -> Callable[[str], float]:
-        return fonts.load(style.bold if bold else style.regular, size).getlength
+        if (bold, size) not in exact:
+            exact[(bold, size)] = _memo(fonts.load(style.bold if bold else style.regular, size).getlength)
+        return exact[(bold, size)]
 
     def layout(size: int, measure: Callable[[bool, int], Callable[[str], float]]) -> tuple[list[Line], float]:
         if style.superseded():
@@ -159,6 +168,8 @@ def draw_lines(draw: ImageDraw.ImageDraw, lines: list[Line], style: Style, box: 
     y = y0 + max(0.0, (y1 - y0 - height) / 2)
     prev_bold = None
     for ln in lines:
+        if style.superseded():
+            raise Superseded
         if prev_bold is not None and ln.bold != prev_bold:
             y += ln.size * 0.4
         prev_bold = ln.bold
@@ -236,12 +247,18 @@ def _image(frame: Image.Image, media: Path | None, box: tuple[int, int, int, int
         raise ValueError("image scene without its media file")
     x0, y0, x1, y1 = box
     bound = max(x1 - x0, y1 - y0)  # square: a rotated picture still has enough pixels either way
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(media) as src:
-            if src.width * src.height > max_px:
-                raise ValueError(f"the image is {src.width} × {src.height} pixels, more than "
-                                 f"{max_px / 1e6:g} megapixels (display.max_image_mp)")
+    with warnings.catch_warnings(record=True) as bomb:
+        warnings.simplefilter("always", Image.DecompressionBombWarning)
+        try:
+            src = Image.open(media)  # the header only
+        except Image.DecompressionBombError as e:
+            raise ValueError(f"refused: {e} (display.max_image_mp is {max_px / 1e6:g})") from None
+    with src:
+        if src.width * src.height > max_px or bomb:
+            raise ValueError(f"the image is {src.width} × {src.height} pixels, more than "
+                             f"{max_px / 1e6:g} megapixels (display.max_image_mp)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
             src.draft("RGB", (bound, bound))  # JPEG: decode at reduced scale when the panel is smaller
             src.thumbnail((bound, bound), Image.Resampling.LANCZOS)
             pic = ImageOps.exif_transpose(src).convert("RGB")
