@@ -7,6 +7,7 @@ own topic and its area topics and answers "what happens between a and b".
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ MIN_INTERVAL_S = 60.0  # config schedule.min_interval_s
 MAX_TIMES = 20000  # times of day (BYHOUR × BYMINUTE × BYSECOND) of every rule of a document together
 MAX_COUNTS = 20000  # COUNT of every rule of a document together: each is expanded once when applied
 MAX_PER_ITEM = 3000  # occurrences listed per item and window (48 h at one a minute)
-MAX_LISTED = 20000  # occurrences listed per window, all items together
+MAX_LISTED = 5000  # occurrences listed per window, all items together (the earliest)
 NEXT_WITHIN_S = 86400.0  # how far ahead the next occurrence is looked for; the scheduler plans again by then
 
 
@@ -172,14 +173,16 @@ class Schedule:
             self.items += compile_doc(topic, claims, min_interval_s=min_interval_s)
 
     def between(self, a: float, b: float, *, limit: int = MAX_LISTED) -> list[Occurrence]:
-        """Occurrences in [a, b] in time order: at most MAX_PER_ITEM per item and `limit` in all (the earliest)."""
+        """Occurrences in [a, b] in time order: at most MAX_PER_ITEM per item and `limit` in all (the earliest),
+        merged lazily: 2,000 items once a minute hold 5.8 million in 48 h, and only `limit` are made."""
         lo, hi = _utc(a), _utc(b)
-        out: list[Occurrence] = []
-        for it in self.items:
-            out += it.between(lo, hi)
-        if len(out) > limit:
-            log.warning("schedule: %d occurrences between %.0f and %.0f; listing the first %d", len(out), a, b, limit)
-        return sorted(out, key=lambda o: (o.at, o.id))[:limit]
+        each = [((dt.timestamp(), it, dt) for dt in itertools.islice(it.times(lo, hi), MAX_PER_ITEM))
+                for it in self.items]
+        out = [it.occurrence(dt) for _, it, dt in itertools.islice(
+            heapq.merge(*each, key=lambda e: (e[0], e[1].item["id"])), limit)]
+        if len(out) == limit:
+            log.warning("schedule: more than %d occurrences between %.0f and %.0f; listing the first", limit, a, b)
+        return sorted(out, key=lambda o: (o.at, o.id))
 
     def firsts(self, a: float, b: float) -> list[Occurrence]:
         """Each item's first occurrence in [a, b] (what the prefetcher needs: one per item, not every one)."""

@@ -97,6 +97,7 @@ def test_rules_that_never_match_or_fire_too_often_are_refused_at_once(box, provi
     ack = rejected(province, publish_schedule(province, 1, never), "bad_schema", "items[0].rrule")
     assert "can never match" in ack["message"]
     FIGURES["800 items of 30 February: ack"] = (time.monotonic() - t0) * 1000
+    print(f"\n800 items of 30 February: rejected {FIGURES['800 items of 30 February: ack']:.0f} ms after the publish")
     siren_ms(province, fine_tap, agent, "after 30 February x 800")
     secondly = [tone_item(f"s{i}", 0, start=start, rrule="FREQ=SECONDLY") for i in range(4)]
     ack = rejected(province, publish_schedule(province, 2, secondly), "bad_schema", "items[0].rrule")
@@ -115,7 +116,8 @@ def test_two_thousand_minutely_items_apply_in_bounded_time_and_memory(box, provi
                        ) for i in range(2000)]
     t0 = time.monotonic()
     province.done(publish_schedule(province, 1, items), timeout=60)
-    FIGURES["2,000 minutely items since 2020: ack"] = (time.monotonic() - t0) * 1000
+    FIGURES["2,000 minutely items since 2020: ack"] = ms = (time.monotonic() - t0) * 1000
+    print(f"\n2,000 minutely items since 2020: applied {ms:.0f} ms after the publish")
     status = agent.cli("status")
     assert status.returncode == 0, status.stderr
     siren_ms(province, fine_tap, agent, "after 2,000 minutely items")
@@ -173,6 +175,7 @@ def test_a_trickling_server_fails_by_the_deadline_and_starves_nothing(box, provi
         assert ack.get("code") == "media_unavailable" and "not complete within 4 s" in ack["message"], ack
         assert took < 4 + 2 + 5, took  # the deadline, one read's wait, and the agent's own work
         FIGURES["trickle: play's final ack (deadline 4 s)"] = took * 1000
+        print(f"\ntrickle: the play failed {took:.1f} s after it was sent (deadline 4 s)")
         soon = time.time() + 3600
         items = [{"id": "slow", "source": {"kind": "file", "url": www.url("slow.mp3"), "sha256": "1" * 64},
                   "start": local(soon)},
