@@ -176,8 +176,7 @@ class Schedule:
         """Occurrences in [a, b] in time order: at most MAX_PER_ITEM per item and `limit` in all (the earliest),
         merged lazily: 2,000 items once a minute hold 5.8 million in 48 h, and only `limit` are made."""
         lo, hi = _utc(a), _utc(b)
-        each = [((dt.timestamp(), it, dt) for dt in itertools.islice(it.times(lo, hi), MAX_PER_ITEM))
-                for it in self.items]
+        each = [_timed(it, lo, hi) for it in self.items]
         out = [it.occurrence(dt) for _, it, dt in itertools.islice(
             heapq.merge(*each, key=lambda e: (e[0], e[1].item["id"])), limit)]
         if len(out) == limit:
@@ -202,6 +201,11 @@ class Schedule:
             if dt is not None and (best is None or (dt.timestamp(), it.item["id"]) < (best.at, best.item["id"])):
                 best = it.occurrence(dt)
         return best
+
+
+def _timed(it: CompiledItem, a: datetime, b: datetime) -> Iterator[tuple[float, CompiledItem, datetime]]:
+    for dt in itertools.islice(it.times(a, b), MAX_PER_ITEM):
+        yield dt.timestamp(), it, dt
 
 
 def _utc(t: float) -> datetime:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..schedule import CompiledItem, Schedule
 
-LOOK_AHEAD_S = 86400.0
+LOOK_AHEAD_S = 366 * 86400.0  # the searches have an end; the board looks again by then
 MAX_TICKER = 4000  # characters of the joined tickers: the strip is drawn once, as wide as the text
 
 
@@ -55,7 +55,7 @@ def ticker_text(items: list[CompiledItem], now: float) -> str | None:
 
 def next_change(items: list[CompiledItem], now: float) -> float | None:
     """When the set of valid items changes next: an item starts, or a window closes (or, with nothing within a
-    day, in a day: the search looks no further)."""
+    year, in a year: the search looks no further)."""
     after = datetime.fromtimestamp(now + 1e-3, UTC)
     times = [now + LOOK_AHEAD_S] if items else []
     for it in items:
