@@ -10,6 +10,7 @@ repeated or replayed CAP identifier never plays twice.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .alerts import Alert, check_digest, from_cap, from_params, resource_bytes
@@ -30,6 +31,7 @@ log = logging.getLogger("agent.alerts")
 
 SIREN_S = 6.0
 MAX_REMEMBERED = 1000
+MAX_RESOURCE_BYTES = 8 << 20  # a CAP resource's audio (its PCM is held in memory while the alert repeats)
 
 
 class Alerts:
@@ -116,12 +118,15 @@ class Alerts:
             data = path.read_bytes()
         elif audio.get("deref"):
             data = resource_bytes(audio)
-        else:
-            import requests
+        else:  # a CAP <resource><uri>: through the one downloader, capped, to a file of its own
+            import tempfile
 
-            r = requests.get(audio["uri"], timeout=(5, 20))
-            r.raise_for_status()
-            data = r.content
+            from .media import Downloader
+
+            self.cache.dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.cache.dir, prefix=".cap-") as tmp:
+                data = Downloader(self.cache).stream(audio["uri"], Path(tmp.name),
+                                                     max_bytes=MAX_RESOURCE_BYTES).read_bytes()
             check_digest(data, audio.get("digest"))
         return _decode(data)
 

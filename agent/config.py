@@ -170,16 +170,20 @@ SCHEMA = Obj({
         "power_method": Str(choices=("auto", "vcgencmd", "dpms", "blank", "sim", "none"), default="auto"),
         "power_schedule": Obj({"on": Clock(), "off": Clock()}, optional=True),
         "screenshot_max_kb": Int(min=8, max=4096, default=192),
+        "max_image_mp": Num(min=0.1, max=500, default=40.0),  # larger images are refused before they are decoded
     }),
     "quiet_hours": _quiet_hours(default=list),
     "announcements": _announcements(default=dict),
     "schedule": Obj({
         "late_grace_s": Num(min=0, max=86400, default=300.0),
         "clock_check_s": Num(min=0.05, max=3600, default=60.0),  # how soon a clock jump is noticed
+        "min_interval_s": Num(min=1, max=86400, default=60.0),  # a rule firing more often is refused (bad_schema)
     }),
     "cache": Obj({
         "max_mb": Int(min=1, max=1024 * 1024, default=2048),
         "prefetch_hours": Num(min=0, max=24 * 30, default=48.0),
+        "max_download_mb": Num(min=0.01, max=64 * 1024, default=1024.0),  # a download with no announced size
+        "download_deadline_s": Num(min=1, max=7 * 86400, default=1800.0),  # a whole download, however it trickles
     }),
     "sensors": List(SENSOR, max_len=16, default=list),
     "health": Obj({

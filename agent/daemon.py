@@ -43,7 +43,7 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     from .link import Link
     from .loop import Loop
     from .maintenance import Maintenance
-    from .media import MediaCache
+    from .media import DownloadLimits, MediaCache
     from .monitor import Monitor
     from .outbox import Outbox
     from .prefetch import Prefetcher
@@ -67,7 +67,8 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     # Drivers, once each.
     gpio = drivers.load("gpio", cfg["gpio"]["backend"])(cfg["gpio"])
     audio = drivers.load("audio", cfg["audio"]["backend"])(cfg["audio"], loop.post)
-    cache = MediaCache(state / "cache")
+    cache = MediaCache(state / "cache", DownloadLimits.of(cfg["cache"]))
+
     def reader() -> Reader:  # loaded when speech is first needed (config.load has checked the files)
         from .audio.reading import reader_for
 

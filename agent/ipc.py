@@ -52,11 +52,19 @@ MAX_REQUEST = 64 * 1024
 OP_TIMEOUT = {"selftest": 1200.0, "play_file": 300.0}  # play_file: copying a long programme to the cache
 
 
+MAX_CLIENTS = 16  # connections served at once; more are answered "busy" and closed
+READ_S = 5.0  # a client has this long to send its request line (and to take the answer)
+
+
 class _Handler(socketserver.StreamRequestHandler):
     server: _Server
+    timeout = READ_S
 
     def handle(self) -> None:
-        line = self.rfile.readline(MAX_REQUEST)
+        try:
+            line = self.rfile.readline(MAX_REQUEST)
+        except OSError:  # silent or gone before it asked: nothing to answer
+            return
         try:
             req = json.loads(line)
             op, args = req["op"], req.get("args") or {}
@@ -73,16 +81,48 @@ class _Handler(socketserver.StreamRequestHandler):
             reply = {"ok": False, "error": e.message, "code": e.code}
         except Exception as e:  # a bad request gets an answer, never a crash
             reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-        # The reply is the English the MQTT side would say; "texts" lets the CLI say its Msgs in its language.
-        table = texts(reply)
-        if table:
-            reply["texts"] = table
-        self.wfile.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+        _answer(self.request, reply)
+
+
+def _answer(sock: socket.socket, reply: dict) -> None:
+    # The reply is the English the MQTT side would say; "texts" lets the CLI say its Msgs in its language.
+    table = texts(reply)
+    if table:
+        reply["texts"] = table
+    try:
+        sock.sendall(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+    except OSError:  # the client went away (or stopped reading): its loss, not an error of the agent's
+        log.debug("control socket: a client left before its answer")
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """A thread per client, at most MAX_CLIENTS of them; each client has READ_S to ask."""
+
     daemon_threads = True
+    block_on_close = False
     post: Post
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            request.settimeout(0.5)
+            _answer(request, {"ok": False, "error": Msg("the agent is serving %(n)d clients; try again",
+                                                         n=MAX_CLIENTS)})
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("control socket: a client's request failed", exc_info=True)
 
 
 class IpcServer:

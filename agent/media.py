@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,9 @@ def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
 
 
 class MediaCache:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, limits: DownloadLimits | None = None):
         self.dir = Path(directory)
+        self.limits = limits or DownloadLimits()  # what a Downloader into this cache may fetch
         self._verified: dict[str, tuple[float, int]] = {}  # digest -> (mtime, size) last found good
 
     def path(self, sha256: str) -> Path:
@@ -133,65 +135,43 @@ class MediaCache:
         return {"items": len(entries), "bytes": sum(size for _, size, _ in entries)}
 
 
+@dataclass(frozen=True)
+class DownloadLimits:
+    """What any download may cost (config `cache.max_download_mb`, `cache.download_deadline_s`)."""
+
+    max_bytes: int = 1 << 30  # when no size is announced
+    deadline_s: float = 1800.0  # the whole transfer, however slowly it trickles
+
+    @classmethod
+    def of(cls, cache_cfg: dict) -> DownloadLimits:
+        return cls(int(cache_cfg["max_download_mb"] * 2**20), float(cache_cfg["download_deadline_s"]))
+
+
 class Downloader:
-    """Fetches media into the cache: streamed, resumable (HTTP Range), checked before it is renamed in.
+    """The one way the agent fetches a file (media, CAP resources, update bundles): streamed to disk, resumable
+    (HTTP Range), bytes as sent (`Accept-Encoding: identity`, never unpacked), at most the announced size (else
+    the config's cap), within a total deadline as well as per-read timeouts; checked before it is renamed in.
 
     `open_part` is how the partial file is opened (a test injects one that fills the disk).
     """
 
     def __init__(self, cache: MediaCache, *, connect_s: float = 10.0, read_s: float = 30.0,
-                 open_part: Any = None):
+                 open_part: Any = None, limits: DownloadLimits | None = None):
         self.cache = cache
-        self.timeouts = (connect_s, read_s)
+        self.limits = limits or cache.limits
+        self.timeouts = (connect_s, min(read_s, self.limits.deadline_s))
         self.open_part = open_part or (lambda path: open(path, "ab"))
 
     def fetch(self, url: str, sha256: str, size: int | None = None,
               progress: Any = None) -> Path:
         """Download url into cache/<sha256> unless it is already there; MediaError on any failure."""
-        import errno
-
-        import requests  # only when something is fetched
-
         try:
             return self.cache.verified(sha256, size)
         except MediaError:
             pass
         self.cache.dir.mkdir(parents=True, exist_ok=True)
         part = self.cache.dir / f".part-{sha256}"
-        have = part.stat().st_size if part.exists() else 0
-        if size is not None:  # the space is checked first: a bundle must not fill the disk half way
-            import shutil
-
-            if shutil.disk_usage(self.cache.dir).free < size - have:
-                raise MediaError("disk_full", f"{url}: {size - have} bytes announced, less free on the disk")
-        headers = {"Range": f"bytes={have}-"} if have else {}
-        try:
-            with requests.get(url, stream=True, timeout=self.timeouts, headers=headers) as r:
-                if have and r.status_code == 200:  # the server ignores Range: start over
-                    have = 0
-                    part.unlink()
-                elif r.status_code == 416:  # we already have everything
-                    pass
-                elif r.status_code not in (200, 206):
-                    raise MediaError("media_unavailable", f"{url}: HTTP {r.status_code}")
-                if r.status_code != 416:
-                    with self.open_part(part) as f:
-                        for chunk in r.iter_content(1 << 14):
-                            f.write(chunk)
-                            have += len(chunk)
-                            if size is not None and have > size:
-                                raise MediaError("media_unavailable", f"{url}: more than the announced {size} bytes")
-                            if progress:
-                                progress(have, size)
-                        f.flush()
-                        os.fsync(f.fileno())
-        except requests.RequestException as e:
-            raise MediaError("media_unavailable", f"{url}: {type(e).__name__}: {e}") from None
-        except OSError as e:
-            if e.errno == errno.ENOSPC:
-                part.unlink(missing_ok=True)  # give the space back; the cache itself is untouched
-                raise MediaError("disk_full", f"no space left for {url}") from None
-            raise
+        self.stream(url, part, size, progress, resume=True)
         actual = sha256_file(part)
         if actual != sha256:
             part.unlink()
@@ -200,3 +180,76 @@ class Downloader:
         final = self.cache.dir / sha256
         os.replace(part, final)
         return final
+
+    def stream(self, url: str, part: Path, size: int | None = None, progress: Any = None, *,
+               resume: bool = False, max_bytes: int | None = None) -> Path:
+        """Stream url's bytes into `part` (continued with a Range request when `resume`); MediaError when it
+        is larger than `size` (or the cap), slower than the deadline, or fails; the partial file is kept only
+        for a resumable download."""
+        import errno
+        import time
+
+        import requests  # only when something is fetched
+
+        cap = size if size is not None else min(max_bytes or self.limits.max_bytes, self.limits.max_bytes)
+        have = part.stat().st_size if resume and part.exists() else 0
+        if not resume:
+            part.unlink(missing_ok=True)
+        if size is not None:  # the space is checked first: a bundle must not fill the disk half way
+            import shutil
+
+            if shutil.disk_usage(part.parent).free < size - have:
+                raise MediaError("disk_full", f"{url}: {size - have} bytes announced, less free on the disk")
+        deadline = time.monotonic() + self.limits.deadline_s
+        headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
+        try:
+            with requests.get(url, stream=True, timeout=self.timeouts, headers=headers) as r:
+                if have and r.status_code == 200:  # the server ignores Range: start over
+                    have = 0
+                    part.unlink()
+                elif r.status_code == 416:  # we already have everything
+                    return part
+                elif r.status_code not in (200, 206):
+                    raise MediaError("media_unavailable", f"{url}: HTTP {r.status_code}")
+                length = r.headers.get("Content-Length", "")
+                if length.isdigit() and have + int(length) > cap:
+                    raise MediaError("media_unavailable", f"{url}: {have + int(length)} bytes offered, more than "
+                                                          f"the {_limit(size, cap)}")
+                with self.open_part(part) as f:
+                    while chunk := r.raw.read1(1 << 16, decode_content=False):  # what arrived; never unpacked
+                        f.write(chunk)
+                        have += len(chunk)
+                        if have > cap:
+                            raise MediaError("media_unavailable", f"{url}: more than the {_limit(size, cap)}")
+                        if time.monotonic() > deadline:
+                            raise MediaError("media_unavailable", f"{url}: not complete within "
+                                                                  f"{self.limits.deadline_s:g} s ({have} bytes)")
+                        if progress:
+                            progress(have, size)
+                    f.flush()
+                    os.fsync(f.fileno())
+        except MediaError:
+            if not resume or have > cap:
+                part.unlink(missing_ok=True)
+            raise
+        except (requests.RequestException, *_read_errors()) as e:
+            if not resume:
+                part.unlink(missing_ok=True)
+            raise MediaError("media_unavailable", f"{url}: {type(e).__name__}: {e}") from None
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                part.unlink(missing_ok=True)  # give the space back; the cache itself is untouched
+                raise MediaError("disk_full", f"no space left for {url}") from None
+            raise
+        return part
+
+
+def _limit(size: int | None, cap: int) -> str:
+    return f"announced {size} bytes" if size is not None else f"cap of {cap} bytes (cache.max_download_mb)"
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What a raw read raises when the connection times out or breaks (urllib3's, not wrapped by requests)."""
+    import urllib3.exceptions
+
+    return (urllib3.exceptions.HTTPError, TimeoutError)

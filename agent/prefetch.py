@@ -1,5 +1,5 @@
 """Keeps the media cache ready for the schedule and for alerts: fetches the recorded announcements and
-what is due within `cache.prefetch_hours` (one download at a time, on a worker thread, with backoff), evicts
+what is due within `cache.prefetch_hours` (two downloads at a time, on worker threads, with backoff), evicts
 least recently used media over `cache.max_mb` but never those, and reports what cannot be had."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent.prefetch")
 
 PERIOD_S = 900.0
+SLOTS = 2  # downloads at once: one that trickles (until cache.download_deadline_s) does not hold up the rest
 
 
 class Prefetcher:
@@ -30,7 +31,7 @@ class Prefetcher:
         self.schedule = schedule
         self.downloader = Downloader(cache)
         self.missing: dict[str, dict] = {}  # digest -> {url, error, failures, retry_at}
-        self.busy: str | None = None
+        self.fetching: set[str] = set()
 
     def start(self) -> None:
         self.rt.every(lambda: PERIOD_S, self.run)
@@ -46,7 +47,7 @@ class Prefetcher:
         now = self.rt.clock()
         out: dict[str, dict] = {e["sha256"]: {**e, "due": None} for e in self.rt.cfg["announcements"].values()}
         horizon = self.rt.cfg["cache"]["prefetch_hours"] * 3600
-        for occ in self.schedule.between(now, now + horizon):
+        for occ in self.schedule.firsts(now, now + horizon):  # one per item: 2,000 items at one a minute is 5.8 M
             src = occ.item.get("source") or {}
             if src.get("kind") == "file":
                 out.setdefault(src["sha256"], {**src, "due": occ.at})
@@ -68,15 +69,20 @@ class Prefetcher:
                 del self.missing[digest]
         if not any(d in self.missing for d, _ in todo):
             self.rt.faults.clear("cache_missing")
-        if self.busy is None:
-            now = self.rt.clock()
-            for digest, src in todo:
-                if self.missing.get(digest, {}).get("retry_at", 0) <= now:
-                    self._start(digest, src)
-                    break
+        now = self.rt.clock()
+        for digest, src in todo:
+            if len(self.fetching) >= SLOTS:
+                break
+            if digest not in self.fetching and self.missing.get(digest, {}).get("retry_at", 0) <= now:
+                self._start(digest, src)
+
+    @property
+    def busy(self) -> str | None:
+        """One of the downloads under way (the status shows one)."""
+        return min(self.fetching) if self.fetching else None
 
     def _start(self, digest: str, src: dict) -> None:
-        self.busy = digest
+        self.fetching.add(digest)
 
         def work() -> None:
             try:
@@ -93,7 +99,7 @@ class Prefetcher:
         threading.Thread(target=work, name="prefetch", daemon=True).start()
 
     def _done(self, digest: str, src: dict, error: tuple[str, str] | None) -> None:
-        self.busy = None
+        self.fetching.discard(digest)
         if error is None:
             log.info("cache: fetched %s…", digest[:12])
             self.missing.pop(digest, None)

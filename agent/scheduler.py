@@ -20,7 +20,7 @@ from .audio.player import PlayError
 from .errors import SchemaError
 from .i18n import Msg
 from .runtime import Result, Runtime
-from .schedule import Occurrence, Schedule, compile_doc
+from .schedule import NEXT_WITHIN_S, Occurrence, Schedule, compile_doc
 
 if TYPE_CHECKING:
     from .audio.player import Player
@@ -59,10 +59,13 @@ class Scheduler:
     def _build(self) -> Schedule:
         mine = self.mine()
         try:
-            return Schedule({t: doc for t, doc in self.docs.items() if t in mine})
+            return Schedule({t: doc for t, doc in self.docs.items() if t in mine}, min_interval_s=self._min_interval())
         except SchemaError as e:  # stored documents were valid when applied; a zone database change could bite
             log.error("stored schedule no longer compiles: %s", e)
             return Schedule({})
+
+    def _min_interval(self) -> float:
+        return self.rt.cfg["schedule"]["min_interval_s"]
 
     def versions(self) -> dict[str, int]:
         mine = self.mine()
@@ -72,7 +75,7 @@ class Scheduler:
     def apply(self, msg: Message) -> Result:
         topic, claims = msg.topic, msg.claims
         try:
-            items = compile_doc(topic, claims)
+            items = compile_doc(topic, claims, min_interval_s=self._min_interval())
         except SchemaError as e:
             return Result("rejected", "bad_schema", str(e))
         stored = self.docs.get(topic)
@@ -124,10 +127,12 @@ class Scheduler:
         now = self.rt.clock()
         if self.fired_until is None:
             self._mark(now)  # everything before now is settled; a restart catches up from here
-        self.next = self.schedule.next_after(max(now, self.fired_until or now))
+        self.next = self.schedule.next_after(max(now, self.fired_until or now), NEXT_WITHIN_S)
         if self.next is not None:
             occ = self.next
             self.timer = self.rt.call_later(max(0.0, occ.at - now), lambda: self._fire(occ))
+        else:  # nothing within the search's reach: look again before it runs out
+            self.timer = self.rt.call_later(NEXT_WITHIN_S / 2, self.plan)
 
     def _fire(self, occ: Occurrence) -> None:
         self.timer = None

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 from support.agentproc import eventually
+from support.frames import dominant, is_red
 from support.incore import InCore
 
 from agent.media import MediaCache
@@ -40,16 +41,6 @@ def png_file(path: Path, size: tuple[int, int], color: tuple[int, int, int], exi
         exif[0x0112] = exif_orientation
     im.save(path, format="JPEG" if path.suffix == ".jpg" else "PNG", exif=exif)
     return path
-
-
-def dominant(path: Path) -> tuple[int, int, int]:
-    with Image.open(path) as im:
-        small = im.convert("RGB").resize((64, 36))
-    return max(small.getcolors(64 * 36), key=lambda c: c[0])[1]
-
-
-def is_red(rgb: tuple[int, int, int]) -> bool:
-    return rgb[0] > 150 and rgb[1] < 60 and rgb[2] < 80
 
 
 # --- rendering -------------------------------------------------------------------------------------

@@ -137,3 +137,17 @@ def test_document_errors_name_the_field():
                                                       "source": {"kind": "tone", "name": "chime"}}]})
     with pytest.raises(SchemaError, match="tz: unknown time zone"):
         compile_doc(TOPIC, {"version": 1, "tz": "Mars/Olympus", "items": []})
+
+
+def test_many_items_merge_in_time_order_and_listing_is_capped():
+    from agent.schedule import MAX_LISTED
+
+    items = [{"id": f"i{k}", "source": {"kind": "tone", "name": "chime"}, "start": "2020-01-01T00:00:00",
+              "rrule": f"FREQ=HOURLY;BYMINUTE={k}"} for k in range(3)]
+    sched = Schedule({TOPIC: {"version": 1, "items": items}})
+    a = datetime(2026, 11, 22, 6, 0, tzinfo=TZ).timestamp()
+    got = [o.id for o in sched.between(a, a + 2 * 3600)]
+    assert got == [f"i{k}@2026-11-22T{h:02d}:{k:02d}:00" for h in (6, 7) for k in range(3)] + ["i0@2026-11-22T08:00:00"]
+    many = Schedule({TOPIC: {"version": 1, "items": [{**it, "id": f"m{n}", "rrule": "FREQ=MINUTELY"}
+                                                     for n, it in enumerate(items * 10)]}})
+    assert len(many.between(a, a + 86400)) == MAX_LISTED

@@ -62,7 +62,7 @@ def make_screen(cfg: dict, clock: Callable[[], float], report: Report) -> Screen
     """The display driver (`display.backend`) and the Screen worker that feeds it."""
     dcfg = cfg["display"]
     style = render.Style(fonts=dcfg["fonts"], header=dcfg["header"], name=cfg["device"].get("name") or
-                         cfg["device"]["id"])
+                         cfg["device"]["id"], max_image_px=dcfg["max_image_mp"] * 1e6)
     return Screen(drivers.load("display", dcfg["backend"])(dcfg), style, clock=clock,
                   tz=ZoneInfo(cfg["device"]["tz"]), report=report, fps=dcfg["fps"], ticker_px_s=dcfg["ticker_px_s"])
 

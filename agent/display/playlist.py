@@ -14,6 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 from ..schedule import CompiledItem, Schedule
 
+LOOK_AHEAD_S = 366 * 86400.0  # the searches have an end; the board looks again by then
+MAX_TICKER = 4000  # characters of the joined tickers: the strip is drawn once, as wide as the text
+
 
 def display_items(schedule: Schedule) -> list[CompiledItem]:
     return [it for it in schedule.items if "scene" in it.item]
@@ -21,7 +24,11 @@ def display_items(schedule: Schedule) -> list[CompiledItem]:
 
 def window(it: CompiledItem, now: float) -> tuple[float, float] | None:
     """The validity window (start, end) that contains `now`, if any."""
-    last = it.rules.before(datetime.fromtimestamp(now, UTC), inc=True)
+    at = datetime.fromtimestamp(now, UTC)
+    if "rrule" in it.item:  # a window lasts to the end of its local day: only the last day (and a bit) is searched
+        last = it.last(at - timedelta(hours=26), at)
+    else:
+        last = it.start if it.start <= at and it.start.timestamp() not in it.exdates else None
     if last is None:
         return None
     if "rrule" in it.item:
@@ -42,15 +49,17 @@ def slides(items: list[CompiledItem], now: float) -> list[CompiledItem]:
 
 def ticker_text(items: list[CompiledItem], now: float) -> str | None:
     texts = [it.item["scene"]["text"] for it in valid(items, now) if it.item["scene"]["kind"] == "ticker"]
-    return "   •   ".join(texts) or None
+    text = "   •   ".join(texts)
+    return (text[:MAX_TICKER - 1] + "…" if len(text) > MAX_TICKER else text) or None
 
 
 def next_change(items: list[CompiledItem], now: float) -> float | None:
-    """When the set of valid items changes next: an item starts, or a window closes."""
-    after = datetime.fromtimestamp(now, UTC)
-    times = []
+    """When the set of valid items changes next: an item starts, or a window closes (or, with nothing within a
+    year, in a year: the search looks no further)."""
+    after = datetime.fromtimestamp(now + 1e-3, UTC)
+    times = [now + LOOK_AHEAD_S] if items else []
     for it in items:
-        nxt = it.rules.after(after, inc=False)
+        nxt = it.first(after, after + timedelta(seconds=LOOK_AHEAD_S))
         if nxt is not None:
             times.append(nxt.timestamp())
         w = window(it, now)
@@ -67,7 +76,7 @@ def media_between(items: list[CompiledItem], a: float, b: float) -> dict[str, di
         if "sha256" not in scene:
             continue
         w = window(it, a)
-        nxt = it.rules.after(datetime.fromtimestamp(a, UTC), inc=False)
-        if w is not None or (nxt is not None and nxt.timestamp() <= b):
+        nxt = it.first(datetime.fromtimestamp(a + 1e-3, UTC), datetime.fromtimestamp(b, UTC)) if w is None else None
+        if w is not None or nxt is not None:
             out.setdefault(scene["sha256"], {**scene, "due": w[0] if w else nxt.timestamp()})  # type: ignore
     return out

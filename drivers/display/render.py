@@ -36,6 +36,9 @@ class Style:
     fonts: list[str] = field(default_factory=list)  # extra font paths tried before Noto and DejaVu
     header: bool = True
     name: str = ""  # the commune or board name in the header
+    # set (from another thread) when an alert waits to be drawn: a text layout in progress gives way to it
+    superseded: Callable[[], bool] = lambda: False
+    max_image_px: float = 40e6  # config display.max_image_mp: larger images are refused from their header
 
     def __post_init__(self) -> None:
         self.regular = fonts.find(self.fonts)
@@ -50,24 +53,62 @@ class Line:
 
 
 def wrap(text: str, measure: Callable[[str], float], width: float) -> list[str]:
-    """Greedy word wrap by measured width; a word wider than the line is broken by letters."""
+    """Greedy word wrap by measured width; a word wider than the line is broken by letters.
+
+    Linear in the text: a line is measured only while it fits (so it stays short), and a long word is cut
+    where the sum of its letters' widths reaches the line, then stepped back while the piece overflows
+    (kerning), never by re-measuring every prefix of a 5,000-letter word.
+    """
     lines: list[str] = []
     for para in text.split("\n"):
         line = ""
         for word in para.split():
             trial = f"{line} {word}" if line else word
-            if measure(trial) <= width:
+            if len(word) <= MAX_FIT_CHARS and measure(trial) <= width:
                 line = trial
                 continue
             if line:
                 lines.append(line)
-            while measure(word) > width and len(word) > 1:
-                cut = next((i for i in range(len(word) - 1, 0, -1) if measure(word[:i]) <= width), 1)
+            while len(word) > 1 and (len(word) > MAX_FIT_CHARS or measure(word) > width):
+                cut = _cut(word, measure, width)
                 lines.append(word[:cut])
                 word = word[cut:]
             line = word
         lines.append(line)
     return lines
+
+
+MAX_FIT_CHARS = 400  # a word longer than this never fits a line at any size the layout tries
+
+
+def _cut(word: str, measure: Callable[[str], float], width: float) -> int:
+    """How many letters of `word` fit the width (at least one)."""
+    total, cut = 0.0, 0
+    for ch in word[:MAX_FIT_CHARS]:
+        total += measure(ch)
+        if total > width:
+            break
+        cut += 1
+    cut = max(1, cut)
+    while cut > 1 and measure(word[:cut]) > width:
+        cut -= 1
+    return cut
+
+
+def _memo(width_of: Callable[[str], float]) -> Callable[[str], float]:
+    """width_of, remembered per text (a layout measures the same letters and lines again and again)."""
+    widths: dict[str, float] = {}
+
+    def measure(text: str) -> float:
+        w = widths.get(text)
+        if w is None:
+            w = widths[text] = width_of(text)
+        return w
+    return measure
+
+
+class Superseded(Exception):
+    """An alert is waiting: this frame is dropped unfinished."""
 
 
 REF_SIZE = 100  # widths are measured once at this size and scaled: one font per face, not one per size tried
@@ -80,21 +121,20 @@ def fit(blocks: list[tuple[str, bool, float]], style: Style, width: int, height:
     A binary search on sizes with widths scaled from REF_SIZE (text width is near-linear in the size),
     then a check with the real font at the size found, stepping down while hinting makes a line overflow.
     """
-    ref = {b: fonts.load(style.bold if b else style.regular, REF_SIZE) for b in (False, True)}
-    widths: dict[tuple[bool, str], float] = {}
+    ref = {b: _memo(fonts.load(style.bold if b else style.regular, REF_SIZE).getlength) for b in (False, True)}
+    exact: dict[tuple[bool, int], Callable[[str], float]] = {}
 
     def scaled(bold: bool, size: int) -> Callable[[str], float]:
-        def measure(text: str) -> float:
-            w = widths.get((bold, text))
-            if w is None:
-                w = widths[(bold, text)] = ref[bold].getlength(text)
-            return w * size / REF_SIZE
-        return measure
+        return lambda text: ref[bold](text) * size / REF_SIZE
 
     def real(bold: bool, size: int) -> Callable[[str], float]:
-        return fonts.load(style.bold if bold else style.regular, size).getlength
+        if (bold, size) not in exact:
+            exact[(bold, size)] = _memo(fonts.load(style.bold if bold else style.regular, size).getlength)
+        return exact[(bold, size)]
 
     def layout(size: int, measure: Callable[[bool, int], Callable[[str], float]]) -> tuple[list[Line], float]:
+        if style.superseded():
+            raise Superseded
         out: list[Line] = []
         total = 0.0
         for text, bold, scale in blocks:
@@ -128,6 +168,8 @@ def draw_lines(draw: ImageDraw.ImageDraw, lines: list[Line], style: Style, box: 
     y = y0 + max(0.0, (y1 - y0 - height) / 2)
     prev_bold = None
     for ln in lines:
+        if style.superseded():
+            raise Superseded
         if prev_bold is not None and ln.bold != prev_bold:
             y += ln.size * 0.4
         prev_bold = ln.bold
@@ -172,7 +214,7 @@ def scene(scn: dict, style: Style, size: tuple[int, int], now: datetime, media: 
     if kind == "text":
         _text(frame, scn, style, box)
     elif kind == "image":
-        _image(frame, media, box)
+        _image(frame, media, box, style.max_image_px)
     elif kind == "video":  # what the frame shows where VLC draws the video itself (or behind it)
         _text(frame, {"title": "▶ " + (scn.get("title") or "Video")}, style, box, center=True)
     elif kind == "idle":
@@ -193,14 +235,33 @@ def _text(frame: Image.Image, scn: dict, style: Style, box: tuple[int, int, int,
     draw_lines(ImageDraw.Draw(frame), lines, style, inner, WHITE, center=center)
 
 
-def _image(frame: Image.Image, media: Path | None, box: tuple[int, int, int, int]) -> None:
-    """Scaled to fit the box with its aspect kept (letterboxed in black), upright by its EXIF orientation."""
+def _image(frame: Image.Image, media: Path | None, box: tuple[int, int, int, int], max_px: float) -> None:
+    """Scaled to fit the box with its aspect kept (letterboxed in black), upright by its EXIF orientation.
+
+    The size is checked from the header before a pixel is decoded (a 32 KB PNG can hold 144 megapixels), a
+    decompression-bomb warning is an error, and the picture is decoded once, shrunk in place (no full-size
+    copies for the rotation or the colour conversion)."""
+    import warnings
+
     if media is None:
         raise ValueError("image scene without its media file")
     x0, y0, x1, y1 = box
-    with Image.open(media) as src:
-        src.draft("RGB", (x1 - x0, y1 - y0))  # JPEG: decode at reduced scale when the panel is smaller
-        pic = ImageOps.exif_transpose(src).convert("RGB")
+    bound = max(x1 - x0, y1 - y0)  # square: a rotated picture still has enough pixels either way
+    with warnings.catch_warnings(record=True) as bomb:
+        warnings.simplefilter("always", Image.DecompressionBombWarning)
+        try:
+            src = Image.open(media)  # the header only
+        except Image.DecompressionBombError as e:
+            raise ValueError(f"refused: {e} (display.max_image_mp is {max_px / 1e6:g})") from None
+    with src:
+        if src.width * src.height > max_px or bomb:
+            raise ValueError(f"the image is {src.width} × {src.height} pixels, more than "
+                             f"{max_px / 1e6:g} megapixels (display.max_image_mp)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            src.draft("RGB", (bound, bound))  # JPEG: decode at reduced scale when the panel is smaller
+            src.thumbnail((bound, bound), Image.Resampling.LANCZOS)
+            pic = ImageOps.exif_transpose(src).convert("RGB")
     pic = ImageOps.contain(pic, (x1 - x0, y1 - y0), Image.Resampling.LANCZOS)
     frame.paste(pic, (x0 + (x1 - x0 - pic.width) // 2, y0 + (y1 - y0 - pic.height) // 2))
 

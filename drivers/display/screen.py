@@ -71,6 +71,10 @@ class Screen:
         self._last_ticker = 0.0
         self._minute: int | None = None
         self._thread: threading.Thread | None = None
+        self._alert_waiting = False
+        style.superseded = lambda: self._alert_waiting and self._rendering is not None \
+            and self._rendering.scene.get("kind") != "alert"
+        self._rendering: Compose | None = None
 
     # --- called from the core --------------------------------------------------------------
     def start(self) -> None:
@@ -78,6 +82,8 @@ class Screen:
         self._thread.start()
 
     def compose(self, spec: Compose) -> None:
+        if spec.scene.get("kind") == "alert":
+            self._alert_waiting = True  # a layout in progress on the worker gives way (render.Superseded)
         self.q.put(("compose", spec))
 
     def power(self, on: bool, done: Callable[[str | None, str | None], None]) -> None:
@@ -158,16 +164,24 @@ class Screen:
             self.backend.stop_video()
         w, h = self.backend.canvas
         band = render.ticker_height(h) if spec.ticker and spec.scene.get("kind") != "alert" else 0
+        self._alert_waiting = False  # what was queued before this one was coalesced into it
+        self._rendering = spec
         try:
             if spec.scene.get("kind") == "alert":
                 base = render.alert(spec.scene, self.style, (w, h), self._now())
             else:
                 base = render.scene(spec.scene, self.style, (w, h), self._now(), spec.media, reserve=band)
+        except render.Superseded:  # the alert queued behind it is drawn next
+            log.info("display: %s scene dropped unfinished for an alert", spec.scene.get("kind"))
+            self.spec = prev
+            return
         except Exception as e:  # a broken image file, say: the board skips it and reports it
             log.warning("cannot render %s scene: %s", spec.scene.get("kind"), e)
             self.report(FrameShown(spec.token, f"{type(e).__name__}: {e}", self.clock()))
             self.spec = prev
             return
+        finally:
+            self._rendering = None
         if band:
             if self._ticker is None or self._ticker_text != spec.ticker:
                 self._ticker = render.Ticker(spec.ticker or "", self.style, w, band, self.ticker_px_s)
