@@ -15,6 +15,7 @@ from typing import Any
 
 from drivers import BACKENDS
 
+from . import brokers
 from .errors import ConfigError, SchemaError
 from .schema import Bool, Clock, Int, List, Map, Num, Obj, Str, did_you_mean
 
@@ -90,11 +91,13 @@ SCHEMA = Obj({
         "tz": Str(default="Asia/Ho_Chi_Minh"),
     }),
     "mqtt": Obj({
-        "host": Str(min_len=1, default="127.0.0.1"),
-        "port": Int(min=1, max=65535, default=1883),
+        "host": Str(min_len=1, optional=True),  # one broker (default 127.0.0.1), or:
+        "hosts": List(brokers.HOST, min_len=1, max_len=brokers.MAX_HOSTS, optional=True),  # tried in order
+        "port": Int(min=1, max=65535, default=1883),  # mqtt.host's, and that of a host in mqtt.hosts without one
+        "protocol": brokers.Protocol(default="5"),
         "topic_prefix": Str(pattern=r"[A-Za-z0-9_/.-]{1,100}", default="ttcs/v1"),
-        "tls": Obj({"ca": Str(min_len=1), "cert": Str(optional=True), "key": Str(optional=True, secret=True)},
-                   optional=True),
+        "tls": Obj({"ca": Str(min_len=1), "cert": Str(optional=True), "key": Str(optional=True, secret=True),
+                    "server_name": Str(min_len=1, optional=True)}, optional=True),  # every host's TLS
         "allow_plain": Bool(default=False),
         "username": Str(optional=True),
         "password_file": Str(optional=True, secret=True),
@@ -108,7 +111,7 @@ SCHEMA = Obj({
             "auth_retry_s": Num(min=1, max=86400, default=600.0),
             "jitter": Bool(default=True),  # false only to measure what jitter buys (scripts/bench_storm)
         }, default=lambda: {"base_s": 1.0, "cap_s": 300.0, "stable_s": 60.0, "auth_retry_s": 600.0, "jitter": True}),
-    }),
+    }, validate=brokers.normalise),
     "security": Obj({
         "require_signed": Bool(default=True),
         "keys": Map(Str(min_len=1), key=Str(pattern=r"[A-Za-z0-9._-]{1,64}"), default=dict),
@@ -251,7 +254,10 @@ def _resolve_paths(cfg: dict, base_dir: Path) -> None:
     mq = cfg["mqtt"]
     mq["password_file"] = fix(mq.get("password_file"))
     if mq.get("tls"):
-        mq["tls"] = {k: fix(v) for k, v in mq["tls"].items()}
+        mq["tls"] = {k: v if k == "server_name" else fix(v) for k, v in mq["tls"].items()}
+    for h in mq["hosts"]:
+        if (h.get("tls") or {}).get("ca"):
+            h["tls"]["ca"] = fix(h["tls"]["ca"])
     for key in ("state_dir", "socket"):
         cfg["paths"][key] = fix(cfg["paths"][key])
     for section, key in (("display", "png_dir"), ("display", "fb_sysfs"), ("gpio", "sim_log")):
@@ -296,9 +302,16 @@ def _cross_checks(cfg: dict) -> list[str]:
         if tls.get("cert"):
             problems += _file_problems("mqtt.tls.cert", tls["cert"], secret=False)
             problems += _file_problems("mqtt.tls.key", tls["key"], secret=True)
-    elif not mq["allow_plain"] and not _is_loopback(mq["host"]):
-        problems.append(f"mqtt.tls: required for a broker that is not on loopback ({mq['host']}); "
-                        "set mqtt.allow_plain: true only on a trusted network")
+        for i, h in enumerate(mq["hosts"]):
+            if (h.get("tls") or {}).get("ca"):
+                problems += _file_problems(f"mqtt.hosts[{i}].tls.ca", h["tls"]["ca"], secret=False)
+    elif not mq["allow_plain"]:
+        for h in mq["hosts"]:
+            if not _is_loopback(h["host"]):
+                problems.append(f"mqtt.tls: required for a broker that is not on loopback ({h['host']}); "
+                                "set mqtt.allow_plain: true only on a trusted network")
+                break
+    problems += brokers.problems(mq)
     if mq["reconnect"]["base_s"] > mq["reconnect"]["cap_s"]:
         problems.append("mqtt.reconnect.base_s: must not exceed mqtt.reconnect.cap_s")
     names = [z["name"] for z in cfg["zones"]]

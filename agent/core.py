@@ -334,7 +334,8 @@ class Core:
             **{k: audio[k] for k in ("state", "playing", "volume", "amp")},
             **p.scheduler.state(),
             "cache": p.prefetcher.stats(), "outbox_pending": self.store.outbox_count(),
-            "sys": self.health.sys_sample(), "net": self.health.net(), "clock_synced": self.health.clock_synced(),
+            "sys": self.health.sys_sample(), "clock_synced": self.health.clock_synced(),
+            "net": {**self.health.net(), "broker": self.link.in_use if self.link else None},  # host:port in use
             "sensors": p.sensors.state(), "faults": self.faults.codes(),
             "capabilities": list(dev["capabilities"]),
             "areas": list(dev["areas"]), "display": p.board.state() if p.board is not None else None,

@@ -21,8 +21,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from . import __version__
+from .brokers import address
 from .messages import LinkConnected, LinkDisconnected, LinkMessage, LinkPublished, LinkRefused, Post
-from .mqttclient import AUTH_FAILURES, new_client, set_credentials
+from .mqttclient import AUTH_FAILURES, Client, new_client, set_credentials
 from .timeutil import rfc3339
 from .topics import Topics
 
@@ -59,11 +60,14 @@ class Link:
         self.last_error: str | None = None
         self.auth_failed = False
         self._answered = False  # a CONNACK came back on the current attempt
+        self.hosts: list[dict] = self.cfg["hosts"]  # tried in order (agent/brokers.py)
+        self.current = 0  # index of the broker in use, or being tried
+        self._held: dict[int, set[str]] = {}  # per broker: the topics its copy of our session is subscribed to
         self.client = self._make_client()
 
     # --- set-up -----------------------------------------------------------------------
-    def _make_client(self) -> mqtt.Client:
-        c = new_client(self.device_id, self.cfg, manual_ack=True)
+    def _make_client(self) -> Client:
+        c = new_client(self.device_id, self.cfg, manual_ack=True, persistent=True)
         c.max_inflight_messages_set(20)
         c.will_set(self.topics.status, self._status("lost"), qos=1, retain=True)
         c.on_connect = _guarded(self._on_connect)
@@ -86,7 +90,13 @@ class Link:
 
     @property
     def broker(self) -> str:
-        return f"{'mqtts' if self.cfg.get('tls') else 'mqtt'}://{self.cfg['host']}:{self.cfg['port']}"
+        """The broker in use, or being tried, as a URL (`loa status` shows it)."""
+        return f"{'mqtts' if self.cfg.get('tls') else 'mqtt'}://{address(self.hosts[self.current])}"
+
+    @property
+    def in_use(self) -> str | None:
+        """`host:port` of the broker this box is connected to (the heartbeat's `net.broker`); None when offline."""
+        return address(self.hosts[self.current]) if self.connected else None
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -115,31 +125,22 @@ class Link:
             log.info("boot jitter: first connection in %.1f s", jitter)
         if self._stop.wait(jitter):
             return
-        failures = 0
+        failures = 0  # rounds (of the whole list) without a stable connection
+        tried = 0  # brokers that failed to answer since the round began
         rc = self.cfg["reconnect"]
         while not self._stop.is_set():
-            self.attempts += 1
-            log.info("connecting to %s (attempt %d)", self.broker, self.attempts)  # bench_storm counts these
-            self._load_credentials()
-            try:
-                props = Properties(PacketTypes.CONNECT)
-                props.SessionExpiryInterval = self.cfg["session_expiry_s"]
-                self.client.connect(self.cfg["host"], self.cfg["port"], keepalive=self.cfg["keepalive_s"],
-                                    clean_start=False, properties=props)
-            except Exception as e:  # refused, unreachable, TLS: all mean "try again later"
-                self._note_error(f"cannot connect to {self.broker}: {e}")
-            else:
-                self._answered = False
-                rc_loop = self._loop_until_closed()
-                if not self._answered and not self._stop.is_set():
-                    # Closed before any CONNACK: typically TLS refusing our certificate after the handshake.
-                    self._note_error(f"{self.broker} closed the connection before accepting it ({rc_loop}); "
-                                     "check the client certificate and the broker's TLS settings")
+            self._attempt()
             if self._stop.is_set():
                 break
-            stayed = time.monotonic() - (self.connected_since or time.monotonic())
-            failures = 0 if stayed >= rc["stable_s"] and self.connected_since else failures + 1
-            self.connected_since = None
+            since, self.connected_since = self.connected_since, None
+            # Whatever failed, the next broker is next: a dead node is left behind, not retried first.
+            self.current = (self.current + 1) % len(self.hosts)
+            if since is None:  # this broker did not take us: the next one at once, the wait once per round
+                tried += 1
+                if tried < len(self.hosts):
+                    continue
+            tried = 0  # a round ends here; after losing the broker in use, a new one begins at the next
+            failures = 0 if since is not None and time.monotonic() - since >= rc["stable_s"] else failures + 1
             if self.auth_failed:
                 delay = rc["auth_retry_s"]
             else:  # full jitter (AWS architecture blog): spreads a province's boxes over the window
@@ -147,6 +148,27 @@ class Link:
                 delay = self.rng.uniform(0, delay) if rc["jitter"] else delay
             log.debug("reconnecting to %s in %.1f s", self.broker, delay)
             self._stop.wait(delay)
+
+    def _attempt(self) -> None:
+        """One connection to the current broker, until it closes (or never opens)."""
+        h = self.hosts[self.current]
+        self.attempts += 1
+        log.info("connecting to %s (attempt %d)", self.broker, self.attempts)  # bench_storm counts these
+        self._load_credentials()
+        try:
+            props = Properties(PacketTypes.CONNECT)  # MQTT 5 only: mqttclient.Client drops it for 3.1.1
+            props.SessionExpiryInterval = self.cfg["session_expiry_s"]
+            self.client.connect(h["host"], h["port"], keepalive=self.cfg["keepalive_s"], clean_start=False,
+                                properties=props)
+        except Exception as e:  # refused, unreachable, TLS: all mean "try again later"
+            self._note_error(f"cannot connect to {self.broker}: {e}")
+            return
+        self._answered = False
+        rc_loop = self._loop_until_closed()
+        if not self._answered and not self._stop.is_set():
+            # Closed before any CONNACK: typically TLS refusing our certificate after the handshake.
+            self._note_error(f"{self.broker} closed the connection before accepting it ({rc_loop}); "
+                             "check the client certificate and the broker's TLS settings")
 
     def _loop_until_closed(self) -> str:
         while not self._stop.is_set():
@@ -178,10 +200,17 @@ class Link:
             self.generation += 1
             self.connected_since = time.monotonic()
             subs = dict(self.subs)
+            held = self._held.get(self.current, set()) if flags.session_present else set()
+            self._held[self.current] = set(subs)
         self.auth_failed = False
         self.last_error = None
         log.info("connected to %s (session present: %s)", self.broker, flags.session_present)
-        self._subscribe(subs)
+        gone = sorted(held - set(subs))  # areas changed while this broker kept our session
+        if gone:
+            self.client.unsubscribe(gone)
+        # MQTT 5 renews every subscription (retainHandling 1 keeps retained schedules from coming again); 3.1.1
+        # would resend every retained schedule with each SUBSCRIBE, so it subscribes only what the session lacks.
+        self._subscribe(subs if self.client.v5 else {t: k for t, k in subs.items() if t not in held})
         client.publish(self.topics.status, self._status("online"), qos=1, retain=True)
         self.post(LinkConnected(self.generation, flags.session_present))
 
@@ -208,6 +237,9 @@ class Link:
     def _subscribe(self, subs: dict[str, str]) -> None:
         if not subs:
             return
+        if not self.client.v5:  # no subscription options in 3.1.1 (see _on_connect)
+            self.client.subscribe([(t, 1) for t in sorted(subs)])
+            return
         # Retained schedules only when the subscription is new: the stored copy covers the rest.
         self.client.subscribe([(t, SubscribeOptions(qos=1, retainHandling=1 if k == "schedule" else 0))
                                for t, k in sorted(subs.items())])
@@ -217,6 +249,8 @@ class Link:
         with self._lock:
             old, self.subs = self.subs, new
             connected = self.connected
+            if connected:
+                self._held[self.current] = set(new)
         if connected:
             gone = sorted(set(old) - set(new))
             if gone:

@@ -58,10 +58,16 @@ def province(broker: Mosquitto, keys: dict[str, Path]) -> Iterator[Province]:
 
 
 @pytest.fixture
-def agent(make_agent: Callable[..., Agent], province: Province) -> Agent:
+def mqtt_protocol() -> str:
+    """The `agent` fixture's mqtt.protocol: a module overrides this fixture to run its tests with each version."""
+    return "5"
+
+
+@pytest.fixture
+def agent(make_agent: Callable[..., Agent], province: Province, mqtt_protocol: str) -> Agent:
     """A running, connected agent (its `online` status seen by the province)."""
     mark = province.mark()
-    a = make_agent().start()
+    a = make_agent(config={"mqtt": {"protocol": mqtt_protocol}}).start()
     province.status("online", after=mark)
     return a
 

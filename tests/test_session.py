@@ -1,6 +1,17 @@
-"""The MQTT session contract: persistent session, last will, clean stop, broker restarts."""
+"""The MQTT session contract: persistent session, last will, clean stop, broker restarts, retained schedules;
+with MQTT 5 and with 3.1.1 (`mqtt.protocol`: `clean_session=False` instead of a session expiry)."""
 
 from __future__ import annotations
+
+import time
+
+import pytest
+from support.schedules import publish_schedule, tone_item
+
+
+@pytest.fixture(params=["5", "3.1.1"])
+def mqtt_protocol(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 def test_command_published_while_agent_stopped_runs_after_start(agent, province):
@@ -60,3 +71,20 @@ def test_agent_is_ready_without_a_broker_and_connects_later(make_agent, broker, 
     assert '"connected": false' in st.stdout
     broker.start()
     province.status("online", timeout=30)
+
+
+def test_retained_schedule_applied_at_start_and_not_sent_again_on_reconnect(make_agent, province, broker,
+                                                                            mqtt_protocol):
+    jti = publish_schedule(province, 3, [tone_item("sang", time.time() + 3600)])  # retained before the box exists
+    mark = province.mark()
+    make_agent(config={"mqtt": {"protocol": mqtt_protocol}}).start()
+    assert province.done(jti, after=mark)["result"] == {"version": 3, "items": 1}
+    assert province.event("schedule.applied", after=mark)["data"]["version"] == 3
+    province.done(province.send("status.get"))  # the schedule's PUBACK and its ack's are through: no redelivery
+
+    broker.restart()  # the session and its subscriptions survive: the retained document must not come again
+    mark = province.mark()
+    province.status("online", after=mark, timeout=30)  # SUBSCRIBE (if any) went before this PUBLISH
+    hb = province.done(province.send("status.get"), after=mark)["result"]  # acks leave in order: a barrier
+    assert hb["schedule_versions"] == {"device": 3}
+    assert len(province.acks(jti)) == 1, [(a["message"], a["at"]) for a in province.acks(jti)]

@@ -105,6 +105,8 @@ class Agent:
             "log": {"level": "debug"},
         }
         self.config = deep_merge(base, config or {})
+        if "hosts" in self.config["mqtt"]:  # a broker list replaces the one-host shorthand (not both)
+            del self.config["mqtt"]["host"]
         self.write_config()
         self.proc: subprocess.Popen | None = None
         self.notify: NotifySocket | None = None

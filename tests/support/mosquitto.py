@@ -30,11 +30,12 @@ def wait_port(port: int, timeout: float = 10.0, proc: subprocess.Popen | None = 
 
 
 class Mosquitto:
-    def __init__(self, workdir: Path, extra_conf: str = "", port: int | None = None):
+    def __init__(self, workdir: Path, extra_conf: str = "", port: int | None = None, nodelay: bool = True):
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.extra_conf = extra_conf
+        self.nodelay = nodelay  # as config/mosquitto/loa.conf; False only to measure Mosquitto's default (Nagle)
         self.proc: subprocess.Popen | None = None
         self.log = self.dir / "mosquitto.log"
 
@@ -42,8 +43,8 @@ class Mosquitto:
         anonymous = "false" if "password_file" in self.extra_conf else "true"
         lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {anonymous}",
                  "persistence true", f"persistence_location {self.dir}/",
-                 "max_queued_messages 100000", "log_type error", "log_type warning", "log_type notice",
-                 "log_dest stderr"]
+                 "max_queued_messages 100000", f"set_tcp_nodelay {str(self.nodelay).lower()}",
+                 "log_type error", "log_type warning", "log_type notice", "log_dest stderr"]
         if os.geteuid() == 0:
             lines.append("user root")
         return "\n".join(lines) + "\n" + self.extra_conf + "\n"
