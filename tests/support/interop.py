@@ -100,7 +100,7 @@ class MosquittoPair(Target):
         self.brokers: list[Mosquitto] = []
 
     def start(self, workdir: Path) -> None:
-        self.brokers = [Mosquitto(workdir / name, "set_tcp_nodelay true") for name in ("primary", "standby")]
+        self.brokers = [Mosquitto(workdir / name) for name in ("primary", "standby")]
         for b in self.brokers:
             b.start()
 
@@ -137,8 +137,10 @@ class Rabbit(Target):
         self.limits = {"online/lost": retained, "schedule": retained}
         if queues == "classic":
             self.limits["failover"] = ("a persistent session is a classic queue on the node the box first used: "
-                                       "when that node dies the session (and what it held) is unreachable until "
-                                       "the node returns; set mqtt.durable_queue_type = quorum")
+                                       "when that node dies, every other node accepts the box's connection and "
+                                       "closes it when the session resubscribes (its queue's home is down), so the "
+                                       "box loops between live nodes and little gets out until the node returns; "
+                                       "set mqtt.durable_queue_type = quorum")
         self.notes = [
             (f"RabbitMQ {version()} speaks MQTT 3.1 and 3.1.1 only (MQTT 5 from 3.13): the agent runs "
             "mqtt.protocol 3.1.1"),
@@ -369,6 +371,7 @@ def check_failover(run: Run) -> str:
     try:
         for i, eid in enumerate(ids):
             store.enqueue(topic, {"id": eid, "device_id": a.device_id, "at": "", "kind": "test.seq", "data": {"i": i}})
+        run.send(a.device_id, "status.get")  # its ack, queued behind them, wakes the outbox (a second writer does not)
         eventually(lambda: store.outbox_count() < EVENTS - 20, interval=0.001, what="drain started")
         run.target.kill(used)  # the node in use dies in the middle of the drain
         left = store.outbox_count()
