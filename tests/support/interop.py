@@ -432,7 +432,7 @@ def check_failover(run: Run) -> str:
             run.wait(lambda r: is_seq(r) and r.payload["id"] == ids[-1], since, timeout=60)
         except Shortfall:
             got = {r.payload["id"] for r in run.received(since) if is_seq(r)}
-            raise Fail(f"{len(got)}/{EVENTS} events arrived within 60 s of the node's death") from None
+            raise Shortfall(f"{len(got)}/{EVENTS} events arrived within 60 s of the node's death") from None
         got = [r.payload["id"] for r in run.received(since) if is_seq(r)]
         first_seen = list(dict.fromkeys(got))
         lost = [i for i, e in enumerate(ids) if e not in set(first_seen)]
@@ -497,14 +497,20 @@ def table(rows: dict[str, tuple[Target, dict[str, Result]]]) -> str:
     head = f"{'broker':<{w}}" + "".join(f"{c:<13}" for c in CHECKS)
     lines = [head, "-" * len(head)]
     notes: list[str] = []
+    said: dict[str, int] = {}  # a limitation's text -> the note that gave it first
     for target, res in rows.values():
         cells = []
         for c in CHECKS:
             r = res.get(c, Result("skip"))
             mark = r.status
             if r.status in ("limit", "FAIL") or (r.status == "skip" and r.note):
-                notes.append(f"[{len(notes) + 1}] {target.name}, {c}: {r.status}: "
-                             f"{target.limits.get(c, '') + ' — ' if r.status == 'limit' else ''}{r.note}")
+                why = target.limits.get(c, "") if r.status == "limit" else ""
+                if why in said:
+                    why = f"as [{said[why]}]"
+                elif why:
+                    said[why] = len(notes) + 1
+                notes.append(f"[{len(notes) + 1}] {target.name}, {c}: {r.status}: {why + ' — ' if why else ''}"
+                             f"{r.note}")
                 mark = f"{r.status} [{len(notes)}]"
             cells.append(f"{mark:<13}")
         lines.append(f"{target.name:<{w}}" + "".join(cells))
@@ -514,8 +520,10 @@ def table(rows: dict[str, tuple[Target, dict[str, Result]]]) -> str:
         for c, r in res.items():
             if r.status == "pass" and r.note:
                 lines.append(f"- {target.name}, {c}: {r.note}")
+    seen: set[str] = set()
     for target, _ in rows.values():
-        lines += [f"- {target.name}: {n}" for n in target.notes]
+        lines += [f"- {target.name}: {n}" for n in target.notes if n not in seen]
+        seen.update(target.notes)
     return "\n".join(lines)
 
 
