@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from .mosquitto import free_port, wait_port
@@ -153,19 +152,6 @@ class RabbitCluster:
         for node in self.nodes:
             wait_port(node.port, timeout=60, proc=node.proc)
         return self
-
-    def running(self) -> list[str]:
-        """The nodes the first live node sees running in the cluster."""
-        node = next(n for n in self.nodes if n.alive())
-        out = node.ctl("eval", "rabbit_nodes:all_running().")
-        return [n.strip(" '[]\n") for n in out.split(",") if n.strip(" '[]\n")]
-
-    def wait_members(self, count: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.running()) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the cluster has {self.running()}, not {count} nodes")
-            time.sleep(0.5)  # cluster membership has no event to wait on from outside
 
     def stop(self) -> None:
         for node in reversed(self.nodes):
