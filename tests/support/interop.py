@@ -8,7 +8,6 @@ with its note, never as a pass; any other failure is `FAIL`, and makes scripts/i
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import threading
 import time
@@ -24,7 +23,7 @@ from agent.store import Store
 from .agentproc import Agent, eventually
 from .mosquitto import Mosquitto
 from .otherbrokers import Amqtt, amqtt_path, amqtt_version
-from .province import PREFIX, Province, Received
+from .province import FINAL, PREFIX, Province, Received
 from .rabbit import RabbitCluster, version
 from .rabbit import available as rabbit_available
 from .schedules import publish_schedule, tone_item
@@ -37,13 +36,6 @@ CHECKS = {
     "failover": "kill -9 the broker node in use while the outbox drains: the box moves to the next of mqtt.hosts, "
                 "every queued event arrives, in order, and a command sent there is executed",
 }
-NEEDS_BROKER_BRANCH = "needs mqtt.hosts/mqtt.protocol (branch broker)"
-
-
-def agent_has_broker_list() -> bool:
-    """The agent reads mqtt.hosts and mqtt.protocol (issue 16, parts 1-2)."""
-    return importlib.util.find_spec("agent.brokers") is not None
-
 
 class Shortfall(AssertionError):
     """A check's requirement not met (a `limit` where the target documents why)."""
@@ -295,9 +287,7 @@ class Run:
     def done(self, device: str, jti: str, since: dict[int, int], timeout: float = 30.0) -> dict:
         try:
             ack = self.wait(lambda r: r.kind == "ack" and r.device == device and isinstance(r.payload, dict)
-                            and r.payload.get("id") == jti and r.payload.get("status") in {"done", "rejected",
-                                                                                          "failed"},
-                            since, timeout).payload
+                            and r.payload.get("id") == jti and r.payload.get("status") in FINAL, since, timeout).payload
         except Shortfall:
             raise Shortfall(f"no final ack for {jti[:8]} from {device} within {timeout} s") from None
         if ack["status"] != "done":
@@ -463,7 +453,6 @@ def run_target(target: Target, tmp: Path, key: Path, log: Callable[[str], None] 
     why = target.unavailable()
     if why:
         return {c: Result("skip", why) for c in CHECKS}
-    needs = not agent_has_broker_list()
     results: dict[str, Result] = {}
     t0 = time.monotonic()
     target.start(tmp / "broker")
@@ -472,9 +461,6 @@ def run_target(target: Target, tmp: Path, key: Path, log: Callable[[str], None] 
     try:
         run.connect()
         for check, fn in CHECK_FUNCS.items():
-            if needs and (target.protocol != "5" or check == "failover"):
-                results[check] = Result("skip", NEEDS_BROKER_BRANCH)
-                continue
             t = time.monotonic()
             try:
                 note = fn(run)
