@@ -1,4 +1,5 @@
-"""The MQTT link (frontend): owns the paho-mqtt 2 client, the subscriptions and the reconnect loop.
+"""The MQTT link (frontend): owns the paho-mqtt 2 client, the subscriptions and the reconnect loop, which goes
+through `mqtt.hosts` in order and moves on when the broker in use fails (docs/protocol.md, "Several brokers").
 
 Every paho callback only posts a message (agent/messages.py) to the core and returns; each is wrapped
 so that no exception can escape into paho's network thread.

@@ -120,3 +120,60 @@ def test_config_show_masks_secrets_and_check_says_ok(tmp_path):
     assert shown["mqtt"]["password_file"] == "***" and shown["mqtt"]["username"] == "GL-1"
     assert "s3cret" not in out.stdout
     assert str(secret) not in run("-m", "agent.cli", "config", "show", "--config", str(path)).stdout
+
+
+BASE = "device: {id: GL-1}\nsecurity: {require_signed: false}\n"
+
+
+def mqtt(text: str) -> dict:
+    return config.parse(BASE + f"mqtt: {text}\n")["mqtt"]
+
+
+def test_one_host_is_the_shorthand_of_the_broker_list():
+    assert mqtt("{}")["hosts"] == [{"host": "127.0.0.1", "port": 1883}]
+    assert mqtt("{host: localhost, port: 1884}")["hosts"] == [{"host": "localhost", "port": 1884}]
+    mq = mqtt("{port: 8883, allow_plain: true, hosts: [{host: 10.0.0.1}, {host: 10.0.0.2, port: 1885}]}")
+    assert mq["hosts"] == [{"host": "10.0.0.1", "port": 8883}, {"host": "10.0.0.2", "port": 1885}]
+    assert (mq["host"], mq["port"]) == ("10.0.0.1", 8883)  # the first, for what needs one broker
+
+
+@pytest.mark.parametrize("value,expected", [(5, "5"), ('"5"', "5"), ("3.1.1", "3.1.1"), ('"3.1.1"', "3.1.1")])
+def test_protocol(value, expected):
+    assert mqtt(f"{{protocol: {value}}}")["protocol"] == expected
+    assert mqtt("{}")["protocol"] == "5"
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("{host: a, hosts: [{host: b}]}", "mqtt.hosts: give mqtt.host (one broker) or mqtt.hosts (a list), not both"),
+    ("{hosts: []}", "mqtt.hosts: must have 1-16 entries"),
+    ("{hosts: localhost}", "mqtt.hosts: must be a list"),
+    ("{hosts: [{port: 1883}]}", "mqtt.hosts[0].host: is required"),
+    ("{hosts: [{host: a}, {host: b, port: 0}]}", "mqtt.hosts[1].port: must be between 1 and 65535"),
+    ("{hosts: [{host: a, prot: 1}]}", "mqtt.hosts[0].prot: unknown key (did you mean 'port'?)"),
+    ("{hosts: [{host: a, tls: {cert: x.pem}}]}", "mqtt.hosts[0].tls.cert: unknown key"),
+    ("{hosts: [{host: 127.0.0.1}, {host: 127.0.0.1, port: 1883}]}", "mqtt.hosts[1]: 127.0.0.1:1883 is listed twice"),
+    ("{hosts: [{host: 127.0.0.1}, {host: 203.0.113.7}]}", "not on loopback (203.0.113.7)"),
+    ("{hosts: [{host: 127.0.0.1, tls: {server_name: b.example}}]}",
+     "mqtt.hosts[0].tls: overrides mqtt.tls, which is not set (TLS applies to every host)"),
+    ("{protocol: 4}", "mqtt.protocol: must be one of 5, 3.1.1"),
+    ("{protocol: 3.1}", "mqtt.protocol: must be one of 5, 3.1.1 (did you mean '3.1.1'?)"),
+    ("{protocol: v5}", "mqtt.protocol: must be one of 5, 3.1.1 (did you mean '5'?)"),
+])
+def test_bad_broker_lists_and_protocols_say_what_is_wrong(text, problem):
+    with pytest.raises(config.ConfigError) as e:
+        mqtt(text)
+    assert problem in str(e.value)
+
+
+def test_per_host_tls_files_are_checked_and_relative_to_the_config(tmp_path):
+    (tmp_path / "ca.pem").write_text("ca")
+    (tmp_path / "node2-ca.pem").write_text("another ca")
+    path = tmp_path / "agent.yaml"
+    path.write_text(BASE + "mqtt: {tls: {ca: ca.pem, server_name: mqtt.loa.example}, hosts: [{host: 10.0.0.1}, "
+                           "{host: 10.0.0.2, tls: {ca: node2-ca.pem, server_name: node2.example}}]}\n")
+    mq = config.load(path)["mqtt"]
+    assert mq["tls"]["server_name"] == "mqtt.loa.example"  # a name, not a path
+    assert mq["hosts"][1]["tls"] == {"ca": str(tmp_path / "node2-ca.pem"), "server_name": "node2.example"}
+    (tmp_path / "node2-ca.pem").unlink()
+    with pytest.raises(config.ConfigError, match=r"mqtt.hosts\[1\].tls.ca: cannot read"):
+        config.load(path)
