@@ -39,13 +39,16 @@ class Received:
 
 class Province:
     def __init__(self, port: int, key: Path | None = None, kid: str = "prov-1", client_id: str = "province",
-                 username: str | None = None, password: str | None = None):
+                 username: str | None = None, password: str | None = None, protocol: str = "5"):
         self.port = port
         self.key = load_private_key(key) if key else None
         self.kid = kid
         self.received: list[Received] = []
         self.cond = threading.Condition()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        # MQTT 3.1.1 for brokers without 5 (RabbitMQ before 3.13): its persistent session is clean_session=False.
+        v5 = protocol == "5"
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else False)
         self.client.on_message = self._on_message
         self._subscribed = threading.Event()
         self.client.on_subscribe = lambda *a: self._subscribed.set()
@@ -58,7 +61,10 @@ class Province:
         # A persistent session: what devices send while the province reconnects is queued, not lost.
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
-        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        if v5:
+            self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        else:
+            self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         if not self._subscribed.wait(10):
             raise TimeoutError("province client could not subscribe")
