@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from .errors import Rejection
+from .i18n import Msg
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -79,6 +80,15 @@ def ledger_rows(kind: str, data: dict, now: float) -> list[LedgerRow]:
     if kind == "display.shown":
         return spans("display", "", data["started"], data["ended"])
     return []
+
+
+def _day(value: str | date) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Rejection("bad_schema", Msg("params.date: not a date (YYYY-MM-DD): %(value)r", value=value)) from None
 
 
 class Span:
@@ -136,13 +146,7 @@ class AsRun:
 
     def report(self, day: str | date | None = None) -> dict:
         """One local day's figures (PROTOCOL.md, `report.get`)."""
-        if day is None:
-            day = self.today()
-        elif isinstance(day, str):
-            try:
-                day = date.fromisoformat(day)
-            except ValueError:
-                raise Rejection("bad_schema", f"params.date: not a date (YYYY-MM-DD): {day!r}") from None
+        day = self.today() if day is None else _day(day)
         start, end = self.day_bounds(day)
         now = self.rt.clock()
         seconds: dict[tuple[str, str], float] = {}
@@ -169,7 +173,7 @@ class AsRun:
 
     def reports(self, last: str | None, days: int) -> list[dict]:
         """`days` consecutive days ending with `last` (default today), oldest first."""
-        end = date.fromisoformat(last) if last else self.today()
+        end = _day(last) if last else self.today()
         return [self.report(end - timedelta(days=n)) for n in range(days - 1, -1, -1)]
 
     # --- the daily report ----------------------------------------------------------------------

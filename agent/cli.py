@@ -399,6 +399,13 @@ REPORT_CSV = ("date", "tz", "device_id", "on_air_s.normal", "on_air_s.priority",
               "programmes.skipped", "alerts", "online_s", "uptime_s", "faults_raised", "display_s")
 
 
+def _field(report: dict, key: str) -> Any:
+    """A report's value by its dotted CSV name (`on_air_s.normal`)."""
+    for part in key.split("."):
+        report = report[part]
+    return report
+
+
 def cmd_report(args: argparse.Namespace, path: str) -> int:
     from datetime import date
 
@@ -409,8 +416,7 @@ def cmd_report(args: argparse.Namespace, path: str) -> int:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(REPORT_CSV)
         for r in out["reports"]:
-            writer.writerow([r[key] if "." not in key else r[key.split(".")[0]][key.split(".")[1]]
-                             for key in REPORT_CSV])
+            writer.writerow([_field(r, key) for key in REPORT_CSV])
         return 0
 
     def human(out: dict) -> None:

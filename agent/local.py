@@ -80,7 +80,7 @@ class LocalOps:
 
     def op_report(self, date: str | None = None, days: int = 1) -> dict:
         if not 1 <= days <= 366:
-            raise Rejection("bad_schema", "days: must be between 1 and 366")
+            raise Rejection("bad_schema", Msg("days: must be between 1 and 366"))
         return {"reports": self.parts.asrun.reports(date, days)}
 
     def op_play_file(self, path: str, **params: Any) -> Callable[[Reply], None]:
