@@ -3,6 +3,8 @@ pile up, a corrupt or truncated state database, and a full disk under the state 
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -127,16 +129,34 @@ def test_the_clock_going_back_never_plays_an_occurrence_twice(tmp_path, keys):
         assert not [i for i, c in Counter(played()).items() if c > 1]
 
 
+def _child(pid: int, needle: str) -> int:
+    """The PID of the deepest descendant of `pid` whose command line contains `needle` (from /proc): ALSA
+    starts the tap's pacer through a shell, and it is the pacer that must go."""
+    found = None
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in map(int, (task / "children").read_text().split()):
+            if needle in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+                found = child
+            try:
+                return _child(child, needle)
+            except LookupError:
+                pass
+    if found is None:
+        raise LookupError(f"no descendant of {pid} runs {needle}")
+    return found
+
+
 def test_the_sound_device_vanishing_mid_programme_is_a_fault_and_the_box_recovers(start_audio_agent, province,
                                                                                    tap):
     from support.tap import total
 
-    start_audio_agent("pyaudio")
+    agent = start_audio_agent("pyaudio")
     mark = province.mark()
     long = province.send("play", {"source": {"kind": "tone", "name": "test", "duration_s": 30}, "volume": 100})
     tap.wait_for(lambda rs: total(rs, 1000) >= 0.5 and rs)
-    # The device goes away under the agent: the process behind its ALSA output (the tap's pacer) dies.
-    subprocess.run(["pkill", "-f", f"pacer.py {tap.raw}"], check=True)
+    # The device goes away under the agent: the process behind its ALSA output (the tap's pacer, a child that
+    # ALSA spawned in the agent) dies, killed by its own PID.
+    os.kill(_child(agent.proc.pid, "pacer.py"), signal.SIGKILL)
     fault = province.event("fault.raised", after=mark, pred=lambda e: e["data"]["code"] == "audio_device",
                            timeout=30)
     assert "audio output" in fault["data"]["message"]
