@@ -36,7 +36,10 @@ setup(
     install_requires=[
         # Debian's python3-paho-mqtt is 1.6 and lacks CallbackAPIVersion.VERSION2.
         "paho-mqtt>=2.1,<3",
-        # JWS/JWT with EdDSA: never hand-roll signature checks.
+        # Ed25519 signatures are checked by maintained libraries, never by hand: commands with PyNaCl (libsodium,
+        # 1.8 MB resident, agent/jws.py), release bundles and `loa doctor`'s certificates with PyJWT and
+        # cryptography, which only those cold paths import (12 MB resident).
+        "PyNaCl>=1.5",
         "PyJWT[crypto]>=2.8,<3",
         "PyYAML>=6",
         # Audio: PortAudio output, libVLC decoding, pydub for generated tones and WAV conversion.

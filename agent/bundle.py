@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from typing import TYPE_CHECKING
 
 from agent.errors import LoaError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 try:
     from packaging.version import InvalidVersion, Version
@@ -80,6 +80,11 @@ class Manifest:
 
 def load_release_keys(keys: dict[str, str | Path]) -> dict[str, Ed25519PublicKey]:
     """security.release_keys (kid -> PEM file) loaded; OSError if a file is unreadable, ValueError if not Ed25519."""
+    # PyJWT and cryptography (12 MB resident) are imported when a bundle arrives, not by the idle daemon, which
+    # restarts into the new release after an update anyway.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
     loaded = {}
     for kid, path in keys.items():
         key = load_pem_public_key(Path(path).read_bytes())
@@ -216,6 +221,8 @@ def _check_size(name: str, size: int, expected: int) -> None:
 
 def _verify(data: bytes, token: bytes, release_keys: dict[str, Ed25519PublicKey]) -> str:
     """The kid of the release key whose detached signature over data verifies; BundleError otherwise."""
+    import jwt  # RFC 7797's detached, unencoded payload: PyJWT's, on this cold path (load_release_keys says why)
+
     try:
         text = token.decode("ascii").strip()
         header = jwt.get_unverified_header(text)

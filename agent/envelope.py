@@ -1,4 +1,4 @@
-"""The message envelope of PROTOCOL.md: size limit, JWS (EdDSA, PyJWT) or plain JSON, claims, time.
+"""The message envelope of PROTOCOL.md: size limit, JWS (EdDSA, agent/jws.py) or plain JSON, claims, time.
 
 Pure checks with no state: the replay guard (seen `jti`) and the trusted time
 floor come from the store and are applied by the intake.
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import jws
 from .errors import Rejection, SchemaError
 from .schema import Int, List, Obj, OneOf, Str
 
@@ -67,20 +68,15 @@ class Envelope:
     def __init__(self, policy: Policy, device_id: str):
         self.policy = policy
         self.device_id = device_id
-        self._keys: dict[str, Any] | None = None
+        self._keys: dict[str, jws.VerifyKey] | None = None
 
     def warm_up(self) -> None:
-        """Import PyJWT (and the x509 part of cryptography it pulls in, ~27 ms) and parse the keys ahead of the
-        first message, which may be an alert: its siren must not wait for an import."""
-        import jwt  # noqa: F401
-
+        """Parse the keys ahead of the first message, which may be an alert: its siren must not wait for them."""
         self._public_keys()
 
-    def _public_keys(self) -> dict[str, Any]:
+    def _public_keys(self) -> dict[str, jws.VerifyKey]:
         if self._keys is None:
-            from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-            self._keys = {kid: load_pem_public_key(path.read_bytes()) for kid, path in self.policy.keys.items()}
+            self._keys = {kid: jws.load_public_key(path.read_bytes()) for kid, path in self.policy.keys.items()}
         return self._keys
 
     def open(self, payload: bytes, *, now: float, floor: int, areas: list[str], schedule: bool = False) -> Message:
@@ -111,11 +107,9 @@ class Envelope:
         return msg
 
     def _verify(self, token: bytes) -> tuple[dict, str]:
-        import jwt  # PyJWT: imported on first use (or warm_up), not at start
-
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.DecodeError as e:
+            header = jws.header(token)
+        except jws.JWSError as e:
             raise Rejection("bad_payload", f"malformed JWS header: {e}") from None
         kid = header.get("kid")
         if header.get("alg") != "EdDSA":
@@ -124,19 +118,13 @@ class Envelope:
         if key is None:
             raise Rejection("unknown_key", f"kid {kid!r} is not one of the provincial keys "
                                            f"({', '.join(self.policy.keys) or 'none configured'})")
+        # Time, audience and claim types are checked by the caller with our own clock and codes.
         try:
-            claims = jwt.decode(token, key, algorithms=["EdDSA"], options={
-                # Time, audience and claim types are checked below with our own clock and codes.
-                "verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False,
-                "verify_iss": False, "verify_sub": False, "verify_jti": False,
-            })
-        except jwt.InvalidSignatureError:
+            return jws.verify(token, key), kid
+        except jws.InvalidSignature:
             raise Rejection("bad_signature", f"signature does not verify with key {kid!r}") from None
-        except jwt.PyJWTError as e:
+        except jws.JWSError as e:
             raise Rejection("bad_payload", f"malformed JWS: {e}") from None
-        if not isinstance(claims, dict):
-            raise Rejection("bad_payload", "JWS payload is not a JSON object")
-        return claims, kid
 
     def _check_audience(self, aud: Any, areas: list[str], ids: dict) -> None:
         if aud is None:

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from . import __version__
-from .bundle import BundleError, check_compatible, compare_versions, extract, load_release_keys, open_bundle
 from .errors import Rejection, SchemaError
 from .i18n import Msg
 from .maintenance import idle
@@ -122,6 +121,8 @@ class Updater:
             self.gate_timer = self.rt.call_later(self.cfg["health_timeout_s"], self._gate)
 
     def _gate(self) -> None:
+        from .bundle import compare_versions  # bundle.py (tarfile, packaging) only when updates are at work
+
         assert self.layout is not None
         state = self.layout.read_state()
         pending = state.get("pending")
@@ -159,6 +160,8 @@ class Updater:
 
     # --- the command --------------------------------------------------------------------------------
     def handle(self, msg: Message, params: dict) -> Result | None:
+        from .bundle import compare_versions
+
         if self.layout is None:
             raise Rejection("not_for_me", Msg("this agent does not run from a release layout (scripts/install.sh, "
                                               "started by loa-boot): it cannot update itself"))
@@ -255,6 +258,8 @@ class Updater:
 
     def _work(self, job: Job) -> None:
         """Worker thread: download, verify, unpack and install; the outcome goes back to the core thread."""
+        from .bundle import BundleError, check_compatible, extract, load_release_keys, open_bundle
+
         try:
             bundle = self._download(job)
             manifest = open_bundle(bundle, load_release_keys(self.rt.cfg["security"]["release_keys"]))

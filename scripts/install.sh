@@ -7,10 +7,13 @@
 #   scripts/install.sh --prefix DIR --no-systemd --no-apt --system-site-packages   # a test install
 set -euo pipefail
 
-# python3-dev and gcc build PyAudio where no wheel exists; python3-wheel and python3-babel (which compiles the
-# message catalogues of `loa`) let a --system-site-packages venv on Debian's python3 build the agent offline.
-APT_PACKAGES="python3 python3-venv python3-pip python3-dev python3-wheel python3-babel gcc mosquitto-clients pv espeak-ng ffmpeg
-vlc-bin vlc-plugin-base portaudio19-dev fonts-noto-core"
+# python3-dev and gcc build PyAudio where no wheel exists; libsodium-dev lets PyNaCl build against the system's
+# libsodium (SODIUM_INSTALL=system below) on armhf, where PyPI has no wheel, instead of compiling its bundled copy;
+# python3-wheel and python3-babel (which compiles the message catalogues of `loa`) let a --system-site-packages
+# venv on Debian's python3 build the agent offline.
+APT_PACKAGES="python3 python3-venv python3-pip python3-dev python3-wheel python3-babel gcc libsodium-dev mosquitto-clients pv
+espeak-ng ffmpeg vlc-bin vlc-plugin-base portaudio19-dev fonts-noto-core"
+export SODIUM_INSTALL=system
 
 usage() {
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'

@@ -23,7 +23,7 @@ INSTALL = ROOT / "scripts/install.sh"
 UNIT = ROOT / "systemd/loa-agent.service"
 TEST_OPTIONS = ("--no-systemd", "--no-apt", "--system-site-packages")
 # What the console scripts need at import time; a test install takes them from the system's site-packages.
-RUNTIME_IMPORTS = "import paho.mqtt.client, jwt, yaml"
+RUNTIME_IMPORTS = "import paho.mqtt.client, jwt, nacl.signing, yaml"
 
 
 def install_env() -> dict[str, str]:
