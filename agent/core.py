@@ -200,15 +200,18 @@ class Core:
     def _on_link_message(self, m: LinkMessage) -> None:
         link = self.link
         assert link is not None  # only a link posts these
-        self.intake(m.topic, m.kind, m.payload, ack=lambda: link.ack(m.mid, m.qos, m.generation), dup=m.dup)
+        self.intake(m.topic, m.kind, m.payload, ack=lambda: link.ack(m.mid, m.qos, m.generation), dup=m.dup,
+                    received=m.at)
 
     # --- intake -------------------------------------------------------------------------
     def intake(self, topic: str, kind: str | None, payload: bytes, *, ack: Callable[[], None],
-               dup: bool = False) -> None:
+               dup: bool = False, received: float = 0.0) -> None:
         """Verify, record durably, PUBACK, execute: flow 1 of docs/architecture.md."""
+        t_core = time.monotonic()  # stage stamps of the urgent path, logged at debug level (scripts/bench_alert)
         try:
             msg = self.envelope.open(payload, now=self.clock(), floor=self.store.time_floor(),
                                      areas=self.cfg["device"]["areas"], schedule=kind == "schedule")
+            t_verified = time.monotonic()
             msg.topic = topic
             if (kind == "schedule") != (msg.type == "schedule"):
                 raise Rejection("bad_schema", "type: schedule documents go on schedule topics, commands on cmd "
@@ -234,11 +237,15 @@ class Core:
             ack()
             return
         if command.urgent and command.urgent(params):
+            t_checked = time.monotonic()
             status = self._execute(command, msg, params)  # the first sample goes out before the fsync below
+            t_handler = time.monotonic()
             if status != "rejected":  # refused outright: nothing to remember, as for any rejection
                 # still running: kept in the inbox so a restart resumes it; finished already: only the guard
                 self.store.record(msg.jti, msg.exp or 0, msg.iat, topic, msg.claims if status is None else None)
             ack()
+            log.debug("[%s] urgent path: recv=%.6f core=%.6f verified=%.6f checked=%.6f handler=%.6f recorded=%.6f",
+                      msg.jti, received, t_core, t_verified, t_checked, t_handler, time.monotonic())
             log.info("[%s] urgent %s from %s", msg.jti, msg.type, topic)
             return
         self.store.record(msg.jti, msg.exp or 0, msg.iat, topic, msg.claims)

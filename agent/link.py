@@ -224,7 +224,8 @@ class Link:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         kind = self.subs.get(msg.topic)
-        self.post(LinkMessage(msg.topic, kind, msg.payload, msg.mid, msg.qos, bool(msg.dup), self.generation))
+        self.post(LinkMessage(msg.topic, kind, msg.payload, msg.mid, msg.qos, bool(msg.dup), self.generation,
+                              time.monotonic()))
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         self.post(LinkPublished(mid, str(reason) if reason.is_failure else None))

@@ -58,6 +58,7 @@ class LinkMessage:
     qos: int
     dup: bool
     generation: int
+    at: float = 0.0  # monotonic time paho handed it over (the urgent path's first debug stage stamp)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,14 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drivers.audio import Audio, File, Stream
 from drivers.gpio.base import Gpio
+from drivers.priority import background
 from drivers.reports import AudioDevice, TrackEnded, TrackStalled, TrackStarted
 
 from ..errors import LoaError
@@ -175,6 +177,8 @@ class Player:
         play.run_start_s = start
         play.level_db = self.levels.gain_db(media)
         self.audio.play(play.token, media, start_s=start, gain=self._gain(play))
+        if play.level == "emergency" and play.started_at is None:
+            log.debug("[%s] urgent path: handed=%.6f", play.id, time.monotonic())  # stage stamp (bench_alert)
 
     def _silence(self, play: Play) -> None:
         """Stop the driver for this play and count what it played."""
@@ -245,6 +249,8 @@ class Player:
             play.stream["got_audio"] = True
             play.stream["rounds"] = 0
         if play.started_at is None:
+            if play.level == "emergency":
+                log.debug("[%s] urgent path: sink=%.6f", play.id, report.t_first)  # stage stamp (bench_alert)
             play.started_at = self.rt.clock()
             if play.duration_s is not None and play.deadline is None:
                 play.deadline = play.started_at + play.duration_s  # a command's window opens at its first sample
@@ -301,6 +307,8 @@ class Player:
     def render_later(self, play: Play, index: int, work: Callable[[], Any]) -> None:
         """Run `work` (slow: espeak-ng, a download) on a worker; its media fills segment `index`."""
         def run() -> None:
+            if index > 0:  # a part that plays after the first (speech after the siren): the siren comes first
+                background()
             try:
                 media = work()
                 self.levels.prepare(media, wait=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import select
 
+from ..priority import background
 from .base import CHANNELS, RATE, BufferedTrack
 
 
@@ -26,6 +27,8 @@ class FfmpegTrack(BufferedTrack):
         import subprocess  # loaded with the first file or stream, not at start (RSS)
 
         super().__init__(start_s)
+        self.closed = False
+        self._wake = os.pipe()  # close() wakes a read() that waits on ffmpeg, so the sink moves on at once
         args = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
         if stream:
             # Give up on a dead socket after timeout_s; the core then moves to the next URL.
@@ -40,14 +43,20 @@ class FfmpegTrack(BufferedTrack):
         except OSError as e:
             self.proc = None
             self.error = f"cannot start ffmpeg: {e}"
+            return
+        # Decoding is background work: the sink reads ahead of the device, and a siren must not wait behind it.
+        # Set before ffmpeg opens its input, so the threads it starts for decoding inherit it.
+        background(self.proc.pid)
 
     def read(self, n: int, timeout: float) -> bytes | None:
-        if self.proc is None:
+        if self.proc is None or self.closed:
             return None
         out = self.proc.stdout
         assert out is not None
         while len(self._buf) < n:
-            ready, _, _ = select.select([out], [], [], timeout if not self._buf else 0)
+            ready, _, _ = select.select([out, self._wake[0]], [], [], timeout if not self._buf else 0)
+            if self.closed:
+                return None  # left for another track (a siren): not waiting for this decoder to die
             if not ready:
                 break
             data = os.read(out.fileno(), max(n, 65536))
@@ -67,6 +76,22 @@ class FfmpegTrack(BufferedTrack):
             self.error = err.splitlines()[-1] if err else f"ffmpeg exited with {rc}"
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        os.write(self._wake[1], b"\0")
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+            # Reaped on a thread: the caller may be the core handing the sink a siren, which must not wait for a
+            # decoder (at nice 10, maybe under a spent CPU quota) to finish dying.
+            import threading
+
+            threading.Thread(target=self.proc.wait, name="ffmpeg-reap", daemon=True).start()
+
+    def __del__(self) -> None:
+        # Only once no thread can be in read(): closing the wake pipe earlier could fail the sink's select.
+        for fd in getattr(self, "_wake", ()):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image
 
+from ..priority import background
 from ..reports import DisplayDevice, FrameShown, Report, VideoEnded
 from . import render
 from .base import Display
@@ -100,6 +101,7 @@ class Screen:
 
     # --- the worker --------------------------------------------------------------------------
     def _run(self) -> None:
+        background()  # a frame may wait for a CPU; an alert's siren never waits behind a frame
         try:
             self.backend.start()
         except OSError as e:

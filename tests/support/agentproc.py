@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,7 @@ class Agent:
         self.notify: NotifySocket | None = None
         self.log_path = self.dir / "agent.log"
         self.started_at = 0.0
+        self.preexec: Callable[[], None] | None = None  # run in the child before exec (e.g. join a cgroup)
 
     def write_config(self) -> None:
         self.config_path.write_text(yaml.safe_dump(self.config))
@@ -137,7 +139,7 @@ class Agent:
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen([sys.executable, "-m", "agent", "--config", str(self.config_path)],
                                      env=self.env(NOTIFY_SOCKET=str(npath), **env), stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=self.dir)
+                                     stderr=subprocess.STDOUT, cwd=self.dir, preexec_fn=self.preexec)
         log.close()
         if wait_ready:
             self.wait_ready()

@@ -129,3 +129,81 @@ class MosquittoSub:
     def close(self) -> None:
         stop(self.proc)
         self._file.close()
+
+
+class FloorProcess:
+    """The paho floor subscriber as a process of its own (`python -m support.floor`), so that it can be confined
+    like the agent (a CPU quota: `preexec` joins a cgroup before exec). It prints, per message, the monotonic
+    time of on_message (CLOCK_MONOTONIC is the machine's: comparable with this process's) and the payload's
+    SHA-1."""
+
+    def __init__(self, port: int, topics: list[str], client_id: str, preexec: Callable[[], None] | None = None):
+        import os
+        import sys
+
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                             os.environ.get("PYTHONPATH", "")])}
+        self.proc = subprocess.Popen([sys.executable, "-m", "support.floor", str(port), client_id, *topics],
+                                     stdout=subprocess.PIPE, text=True, env=env, preexec_fn=preexec)
+        self.arrived: dict[str, float] = {}
+        self.cond = threading.Condition()
+        self._ready = threading.Event()
+        threading.Thread(target=self._follow, daemon=True).start()
+        if not self._ready.wait(20):
+            stop(self.proc)
+            raise TimeoutError("the floor process did not subscribe")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _follow(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.strip() == "subscribed":
+                self._ready.set()
+                continue
+            at, digest = line.split()
+            with self.cond:
+                self.arrived.setdefault(digest, float(at))
+                self.cond.notify_all()
+
+    def when(self, payload: str | bytes, timeout: float = 10.0) -> float:
+        import hashlib
+
+        digest = hashlib.sha1(payload.encode() if isinstance(payload, str) else payload).hexdigest()
+        with self.cond:
+            if not self.cond.wait_for(lambda: digest in self.arrived, timeout):
+                raise TimeoutError("the floor process did not receive the publish")
+            return self.arrived[digest]
+
+    def close(self) -> None:
+        stop(self.proc)
+
+
+def _serve(port: int, client_id: str, topics: list[str]) -> None:
+    """FloorProcess's side: subscribe, then one line per message."""
+    import hashlib
+    import sys
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        now = time.monotonic()
+        sys.stdout.write(f"{now:.6f} {hashlib.sha1(msg.payload).hexdigest()}\n")
+        sys.stdout.flush()
+
+    def on_subscribe(*args: object) -> None:
+        sys.stdout.write("subscribed\n")
+        sys.stdout.flush()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.on_connect = lambda c, *a: c.subscribe([(t, 1) for t in topics])
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.loop_forever()
+
+
+if __name__ == "__main__":
+    import sys
+
+    _serve(int(sys.argv[1]), sys.argv[2], sys.argv[3:])
