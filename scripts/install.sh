@@ -8,12 +8,16 @@
 set -euo pipefail
 
 # python3-dev and gcc build PyAudio where no wheel exists; libsodium-dev lets PyNaCl build against the system's
-# libsodium (SODIUM_INSTALL=system below) on armhf, where PyPI has no wheel, instead of compiling its bundled copy;
+# libsodium (SODIUM_INSTALL=system below) where PyPI has no wheel (armhf) instead of compiling its bundled copy;
 # python3-wheel and python3-babel (which compiles the message catalogues of `loa`) let a --system-site-packages
 # venv on Debian's python3 build the agent offline.
 APT_PACKAGES="python3 python3-venv python3-pip python3-dev python3-wheel python3-babel gcc libsodium-dev mosquitto-clients pv
 espeak-ng ffmpeg vlc-bin vlc-plugin-base portaudio19-dev fonts-noto-core"
 export SODIUM_INSTALL=system
+# 32-bit ARM (armhf: Raspberry Pi OS, Pi Zero 2 W..4): PyPI has no armv7l wheel of Pillow, cffi (cryptography's
+# binding) nor PyYAML, so pip builds them here: Pillow needs zlib, libjpeg and FreeType (the e-board's text) headers,
+# cffi libffi's (scripts/arm-check, docs/platforms.md). amd64 and arm64 get wheels for all three.
+APT_PACKAGES_BUILD_ARMHF="zlib1g-dev libjpeg-dev libfreetype-dev libffi-dev"
 
 usage() {
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
@@ -23,6 +27,8 @@ Options:
                           DIR/etc/loa-agent, unit in DIR/etc/systemd/system with its paths rewritten to DIR)
   --no-systemd            no user creation, no chown, no systemctl (the unit file is still rendered)
   --no-apt                do not install Debian packages
+  --pi                    install the Raspberry Pi extra (RPi.GPIO) even where /proc/device-tree does not name a
+                          Raspberry Pi (an SD-card image prepared in a chroot; scripts/arm-check)
   --system-site-packages  the release's venv sees the system's packages; the agent alone is built
                           (--no-deps --no-build-isolation) and installed, so nothing is downloaded (tests)
   -h, --help              this text
@@ -34,7 +40,7 @@ USAGE
 die() { echo "install.sh: $*" >&2; exit 2; }
 step() { echo "loa-agent install: $*"; }
 
-prefix=/ systemd=1 apt=1 site=0
+prefix=/ systemd=1 apt=1 site=0 pi=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) [ $# -ge 2 ] || die "--prefix needs a directory"; prefix=$2; shift ;;
@@ -42,6 +48,7 @@ while [ $# -gt 0 ]; do
         --no-systemd) systemd=0 ;;
         --no-apt) apt=0 ;;
         --system-site-packages) site=1 ;;
+        --pi) pi=1 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown option $1" ;;
     esac
@@ -71,6 +78,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 if [ "$apt" = 1 ]; then
+    case $(dpkg --print-architecture) in armhf|armel) APT_PACKAGES="$APT_PACKAGES $APT_PACKAGES_BUILD_ARMHF" ;; esac
     step "apt packages: $(echo "$APT_PACKAGES" | tr '\n' ' ')"
     apt-get update -qq
     # shellcheck disable=SC2086  # word splitting of the list is intended
@@ -97,7 +105,7 @@ for entry in "$src"/*; do
     cp -a "$entry" "$tmp/src/"
 done
 extras=""
-grep -qs "Raspberry Pi" /proc/device-tree/model && extras="[pi]"
+if [ "$pi" = 1 ] || grep -qs "Raspberry Pi" /proc/device-tree/model; then extras="[pi]"; fi
 # A complete release of this version is kept as it is, so nothing to build (agent/releases.py's rule: a venv is
 # never rebuilt in place, it may be the one running).
 if [ -f "$home/releases/$version/.complete" ]; then
