@@ -92,7 +92,8 @@ def build(cfg: dict, store: Store, *, clock: Callable[[], float] = time.time, co
     alerts = Alerts(rt, store, player=player, speaker=speaker, cache=cache, board=board)
     sensors = Sensors(rt, gpio, amp)
     maintenance = Maintenance(rt, player, alerts)
-    monitor = Monitor(rt, health, then=(outbox.flush_unwritten, sensors.check_amp, maintenance.tick))
+    monitor = Monitor(rt, health, synced=lambda: store.synced,
+                      then=(outbox.flush_unwritten, sensors.check_amp, maintenance.tick))
     updater = Updater(rt, layout=running_layout(), cache=cache, player=player, alerts=alerts,
                       healthy=lambda: self_check(store, link),
                       online=lambda: link is not None and link.generation > 0)

@@ -23,6 +23,7 @@ SIOCGIFADDR = 0x8915
 MMCLI_EVERY_S = 300.0
 CELLULAR = ("wwan", "ppp", "usb", "cdc-wdm")  # interface names of 4G modems
 TIME_ERROR = 5  # adjtimex(2): the kernel says the clock is not synchronised
+PROBE_BYTES = 32
 
 
 class Health:
@@ -138,18 +139,22 @@ class Health:
         return None if best is None else best[1]
 
     def write_read_back(self) -> str | None:
-        """A small write, fsync and read-back in the state dir: None if it worked, else what failed.
-        It may block on a dying card: run it on a worker thread, never on the core's."""
+        """A small write, fdatasync and read-back in the state dir: None if it worked, else what failed.
+        It may block on a dying card: run it on a worker thread, never on the core's.
+
+        The file is rewritten in place at one length (no O_TRUNC): the same block each time, so the card gets
+        that block and the inode's times, not a freed and newly allocated block with its bitmaps."""
         path = Path(self.state_dir) / ".health-probe"
-        payload = f"{time.time():.6f}".encode()
+        payload = f"{time.time():.6f}".encode().ljust(PROBE_BYTES)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                os.write(fd, payload)
-                os.fsync(fd)
+                os.pwrite(fd, payload, 0)
+                os.fdatasync(fd)
+                back = os.pread(fd, PROBE_BYTES, 0)
             finally:
                 os.close(fd)
-            if path.read_bytes() != payload:
+            if back != payload:
                 return "what was written did not read back"
         except OSError as e:
             return f"{e.strerror or e} ({path})"

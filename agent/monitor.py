@@ -2,7 +2,10 @@
 `Faults.observe`, so each fault needs `health.raise_after` bad readings in a row to start and
 `health.clear_after` good ones to end; thresholds have a band between raise and clear (80 °C / 75 °C,
 200 MB / 300 MB free) where nothing changes. The storage probe (write, fsync, read back) runs on a worker
-thread every PROBE_EVERY checks: a dying SD card may block it, and the core must not block."""
+thread every PROBE_EVERY checks: a dying SD card may block it, and the core must not block. When the state
+database has committed since the last probe (each commit is a write and an fsync that returned), that commit was
+the probe and nothing more is written: at rest the as-run tick commits every 5 minutes, so the card is not
+written twice for one proof (docs/sd-card.md)."""
 
 from __future__ import annotations
 
@@ -32,11 +35,13 @@ def band(value: float | None, bad_at: float, good_below: float, *, high_is_bad: 
 
 
 class Monitor:
-    def __init__(self, rt: Runtime, health: Health, *, then: Sequence[Callable[[], None]] = ()):
-        """`then`: what else runs at each check (events a full disk held back, the amplifier's OK input, the
-        nightly restart window)."""
-        self.rt, self.health, self.then = rt, health, tuple(then)
+    def __init__(self, rt: Runtime, health: Health, *, synced: Callable[[], int] = lambda: 0,
+                 then: Sequence[Callable[[], None]] = ()):
+        """`synced`: how many transactions the state database has committed (Store.synced). `then`: what else
+        runs at each check (events a full disk held back, the amplifier's OK input, the nightly restart window)."""
+        self.rt, self.health, self.synced, self.then = rt, health, synced, tuple(then)
         self.checks = 0
+        self._synced_at_probe = 0
         self._probing = False
         self._readonly: bool | None = None
 
@@ -57,8 +62,13 @@ class Monitor:
                            limit=cfg["disk_low_mb"]))
         self._readonly = h.storage_readonly()
         if self.checks % PROBE_EVERY == 0 and not self._probing:
-            self._probing = True
-            threading.Thread(target=self._probe, name="storage-probe", daemon=True).start()
+            synced = self.synced()
+            if synced != self._synced_at_probe:  # the database wrote and fsynced since the last probe
+                self._synced_at_probe = synced
+                self._probed(None)
+            else:
+                self._probing = True
+                threading.Thread(target=self._probe, name="storage-probe", daemon=True).start()
         elif self._readonly:
             faults.observe("storage_readonly", True, READONLY)
         self.checks += 1

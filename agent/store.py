@@ -56,6 +56,7 @@ class Store:
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2.0)
             return
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.synced = 0  # transactions committed (each fsynced: the health monitor counts them as storage probes)
         self.recovered: dict | None = None  # set when a corrupt database was moved aside at open
         try:
             self.db = self._open()
@@ -107,6 +108,7 @@ class Store:
 
     def _commit(self) -> None:
         self.db.execute("COMMIT")
+        self.synced += 1
 
     @contextmanager
     def _transaction(self, kv: dict[str, Any] | None = None) -> Iterator[sqlite3.Connection]:
@@ -140,9 +142,25 @@ class Store:
 
     # --- as-run ledger ------------------------------------------------------------------
     def ledger_add(self, rows: list[tuple[str, str, float, float]]) -> None:
-        if rows:
-            with self._transaction() as db:
-                db.executemany("INSERT INTO ledger (kind, what, start, end) VALUES (?, ?, ?, ?)", rows)
+        self.ledger_write([(None, row) for row in rows])
+
+    def ledger_write(self, items: list[tuple[int | None, tuple[str, str, float, float]]]) -> list[int]:
+        """Ledger rows in one transaction: (rowid, row) sets the end of that row already written (an interval
+        growing in place: one page changed, no new row), (None, row) adds one. Returns each item's rowid (a row
+        to grow that is gone is added again)."""
+        if not items:
+            return []
+        ids = []
+        with self._transaction() as db:
+            for rowid, (kind, what, start, end) in items:
+                if rowid is not None and db.execute(
+                        "UPDATE ledger SET end = ? WHERE rowid = ? AND kind = ? AND what = ? AND start = ?",
+                        (end, rowid, kind, what, start)).rowcount:
+                    ids.append(rowid)
+                    continue
+                ids.append(int(db.execute("INSERT INTO ledger (kind, what, start, end) VALUES (?, ?, ?, ?)",
+                                          (kind, what, start, end)).lastrowid or 0))
+        return ids
 
     def ledger_sums(self, start: float, end: float, lookback: float) -> list[tuple[str, str, float, int]]:
         """(kind, what, seconds inside [start, end), rows starting inside it) for rows starting from

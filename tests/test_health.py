@@ -158,3 +158,39 @@ def test_heartbeat_over_mqtt_shows_a_sensor_driven_through_the_socket(make_agent
     province.event("fault.raised", after=mark)
     hb = province.done(province.send("status.get"))["result"]
     assert hb["sensors"] == {"door_open": True} and "door_open" in hb["faults"]
+
+
+def test_the_storage_probe_writes_only_when_the_database_has_not_committed_since_the_last(tmp_path, keys):
+    """A commit (write + fsync, synchronous=FULL) already proves the card takes writes: the probe's own write is
+    for when nothing else wrote (docs/sd-card.md). A failing probe still raises storage_readonly."""
+    from agent.monitor import PROBE_EVERY
+
+    fake_tree(tmp_path / "root", tmp_path / "state")
+    with InCore(tmp_path, keys, health_settings(tmp_path, health={"check_s": 3600, "raise_after": 1}),
+                start=NOON) as box:
+        monitor, store = box.core.parts.monitor, box.core.store
+        probes: list[str | None] = []
+        answer: list[str | None] = [None]
+
+        def probe() -> str | None:
+            probes.append(answer[0])
+            return answer[0]
+
+        def checks(commit: bool) -> int:
+            """PROBE_EVERY checks (one of them is a probe's turn), a commit before them or not."""
+            eventually(lambda: not box.call(lambda: monitor._probing), what="the last probe done")
+            n = len(probes)
+            if commit:
+                box.call(lambda: store.ledger_add([("up", "", NOON, NOON + 1)]))
+            for _ in range(PROBE_EVERY):
+                box.call(monitor.check)
+            eventually(lambda: not box.call(lambda: monitor._probing), what="the probe done")
+            return len(probes) - n
+
+        box.call(lambda: setattr(monitor.health, "write_read_back", probe))
+        assert checks(commit=False) == 1, "nothing committed: the probe writes"
+        assert checks(commit=True) == 0, "a commit since the last probe was the probe"
+        assert checks(commit=False) == 1
+        answer[0] = "Input/output error (.health-probe)"
+        assert checks(commit=False) == 1
+        assert "storage_readonly" in box.call(lambda: box.core.faults.codes())

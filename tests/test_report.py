@@ -168,3 +168,42 @@ def test_report_get_rejects_a_bad_date(agent, province):
     ack = province.ack(province.send("report.get", {"date": "2026-13-45"}))
     assert ack["status"] == "rejected" and ack["code"] == "bad_schema" and "date" in ack["message"]
 
+
+
+def test_a_living_span_grows_its_row_in_place_and_keeps_the_same_intervals(tmp_path):
+    """Uptime is written every tick by growing one row (an UPDATE), a new row only past MAX_ROW_S or after a clock
+    jump; what the ledger holds after each tick (a power cut's view) is all the time up to that tick."""
+    from types import SimpleNamespace
+
+    from agent.asrun import MAX_ROW_S, TICK_S
+
+    wall, mono = [at("2026-12-01T08:00:00")], [100.0]
+    rt = SimpleNamespace(clock=lambda: wall[0], cfg={"device": {"tz": "Asia/Ho_Chi_Minh"}})
+    store = Store(tmp_path)
+    asrun = AsRun(rt, store, monotonic=lambda: mono[0])  # type: ignore[arg-type]
+
+    def tick(seconds: float, jump: float = 0.0) -> None:
+        mono[0] += seconds
+        wall[0] += seconds + jump
+        asrun._write(list(asrun.spans.values()), rt.clock())
+
+    def rows() -> list[tuple[float, float]]:
+        got = Store(tmp_path, readonly=True)  # a second reader: what a restart after a power cut finds
+        try:
+            return got.db.execute("SELECT start, end FROM ledger WHERE kind = 'up' ORDER BY start").fetchall()
+        finally:
+            got.close()
+
+    start = wall[0]
+    for n in range(1, int(MAX_ROW_S / TICK_S) + 1):
+        tick(TICK_S)
+        assert rows() == [(start, start + n * TICK_S)], "one row, grown to the last tick"
+    tick(TICK_S)  # past MAX_ROW_S: a new row
+    assert rows() == [(start, start + MAX_ROW_S), (start + MAX_ROW_S, start + MAX_ROW_S + TICK_S)]
+    tick(TICK_S, jump=12 * 3600)  # NTP moved the clock 12 h: this tick's time still grows the row, what follows moves
+    tick(TICK_S)
+    after = rows()
+    assert after[:2] == [(start, start + MAX_ROW_S), (start + MAX_ROW_S, start + MAX_ROW_S + 2 * TICK_S)]
+    assert after[2] == (wall[0] - TICK_S, wall[0]), "a new row where the clock now is"
+    assert sum(e - s for s, e in after) == MAX_ROW_S + 3 * TICK_S, "no hour of the jump counted"
+    store.close()
