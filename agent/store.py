@@ -69,6 +69,9 @@ class Store:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            # A short WAL, checkpointed every 16 pages, is rewritten from its start in blocks it already has: no new
+            # block and no file-system metadata per commit (SD wear: 14.4 -> 7.3 MB a day at rest, docs/sd-card.md).
+            db.execute("PRAGMA wal_autocheckpoint=16")
             check = db.execute("PRAGMA quick_check").fetchone()[0]  # milliseconds for a state database
             if check != "ok":
                 raise sqlite3.DatabaseError(f"quick_check: {check}")

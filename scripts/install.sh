@@ -7,17 +7,18 @@
 #   scripts/install.sh --prefix DIR --no-systemd --no-apt --system-site-packages   # a test install
 set -euo pipefail
 
-# python3-dev and gcc build PyAudio where no wheel exists; libsodium-dev lets PyNaCl build against the system's
-# libsodium (SODIUM_INSTALL=system below) where PyPI has no wheel (armhf) instead of compiling its bundled copy;
-# python3-wheel and python3-babel (which compiles the message catalogues of `loa`) let a --system-site-packages
-# venv on Debian's python3 build the agent offline.
-APT_PACKAGES="python3 python3-venv python3-pip python3-dev python3-wheel python3-babel gcc libsodium-dev mosquitto-clients pv
-espeak-ng ffmpeg vlc-bin vlc-plugin-base portaudio19-dev fonts-noto-core"
-export SODIUM_INSTALL=system
-# 32-bit ARM (armhf: Raspberry Pi OS, Pi Zero 2 W..4): PyPI has no armv7l wheel of Pillow, cffi (cryptography's
-# binding) nor PyYAML, so pip builds them here: Pillow needs zlib, libjpeg and FreeType (the e-board's text) headers,
-# cffi libffi's (scripts/arm-check, docs/platforms.md). amd64 and arm64 get wheels for all three.
-APT_PACKAGES_BUILD_ARMHF="zlib1g-dev libjpeg-dev libfreetype-dev libffi-dev"
+# python3-dev and gcc build PyAudio where no wheel exists; python3-wheel and python3-babel (which compiles the
+# message catalogues of `loa`) let a --system-site-packages venv on Debian's python3 build the agent offline.
+APT_PACKAGES="python3 python3-venv python3-pip python3-dev python3-wheel python3-babel gcc mosquitto-clients pv espeak-ng ffmpeg
+vlc-bin vlc-plugin-base portaudio19-dev fonts-noto-core"
+# 32-bit ARM (armhf: Raspberry Pi OS, Pi Zero 2 W..4): PyPI has no armv7l wheel of Pillow, cffi, PyNaCl nor PyYAML,
+# so pip builds them here: Pillow needs zlib, libjpeg and FreeType (the e-board's text) headers, cffi libffi's, and
+# PyNaCl compiles the libsodium it carries (make; not Debian's: bookworm's 1.0.18 lacks what PyNaCl 1.6 binds, so
+# SODIUM_INSTALL=system builds a module that fails to import). scripts/arm-check, docs/platforms.md. amd64 and
+# arm64 get wheels for all four.
+APT_PACKAGES_BUILD_ARMHF="zlib1g-dev libjpeg-dev libfreetype-dev libffi-dev make"
+LIBSODIUM_MAKE_ARGS="-j$(nproc)"
+export LIBSODIUM_MAKE_ARGS
 
 usage() {
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'

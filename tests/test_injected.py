@@ -93,7 +93,16 @@ def test_a_full_disk_loses_nothing_accepted(make_agent, province, tiny_fs):
         except OSError:
             pass
     mark = province.mark()
-    lost = province.send("config.set", {"device.heartbeat_s": 30})
+    # The WAL is rewritten in place (store.py), so small commits still fit on a full card: send commands until one
+    # cannot be recorded, which happens once the database itself must grow (each is kept for the replay guard).
+    for i in range(400):
+        lost = province.send("config.set", {"device.heartbeat_s": 30 + i})
+        try:
+            province.done(lost, timeout=5)
+        except TimeoutError:
+            break
+    else:
+        raise AssertionError("400 commands were recorded on a full card")
     eventually(lambda: "disk_low" in agent.cli("status", "--json").stdout, timeout=30, what="disk_low in loa status")
     eventually(lambda: "cannot write events" in agent.log(), what="the full disk logged")
     assert province.acks(lost) == []  # it could not be recorded: not PUBACKed, so the broker keeps it
@@ -104,7 +113,7 @@ def test_a_full_disk_loses_nothing_accepted(make_agent, province, tiny_fs):
     agent.stop()  # the command is delivered again at the next session
     agent.start()
     ack = province.done(lost, timeout=30)
-    assert ack["status"] == "done" and ack["result"]["applied"] == {"device.heartbeat_s": 30}
+    assert ack["status"] == "done" and ack["result"]["applied"] == {"device.heartbeat_s": 30 + i}
     assert [a["status"] for a in province.acks(lost)] == ["done"]  # executed once
 
 
