@@ -144,9 +144,6 @@ class Store:
         return int(cur.lastrowid or 0)
 
     # --- as-run ledger ------------------------------------------------------------------
-    def ledger_add(self, rows: list[tuple[str, str, float, float]]) -> None:
-        self.ledger_write([(None, row) for row in rows])
-
     def ledger_write(self, items: list[tuple[int | None, tuple[str, str, float, float]]]) -> list[int]:
         """Ledger rows in one transaction: (rowid, row) sets the end of that row already written (an interval
         growing in place: one page changed, no new row), (None, row) adds one. Returns each item's rowid (a row

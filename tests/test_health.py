@@ -181,7 +181,7 @@ def test_the_storage_probe_writes_only_when_the_database_has_not_committed_since
             eventually(lambda: not box.call(lambda: monitor._probing), what="the last probe done")
             n = len(probes)
             if commit:
-                box.call(lambda: store.ledger_add([("up", "", NOON, NOON + 1)]))
+                box.call(lambda: store.ledger_write([(None, ("up", "", NOON, NOON + 1))]))
             for _ in range(PROBE_EVERY):
                 box.call(monitor.check)
             eventually(lambda: not box.call(lambda: monitor._probing), what="the probe done")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import threading
 
 from ..priority import background
 from .base import CHANNELS, RATE, BufferedTrack
@@ -84,8 +85,6 @@ class FfmpegTrack(BufferedTrack):
             self.proc.kill()
             # Reaped on a thread: the caller may be the core handing the sink a siren, which must not wait for a
             # decoder (at nice 10, maybe under a spent CPU quota) to finish dying.
-            import threading
-
             threading.Thread(target=self.proc.wait, name="ffmpeg-reap", daemon=True).start()
 
     def __del__(self) -> None:
